@@ -1,0 +1,123 @@
+# Makefile - builds liboryx (static + shared), the tests, the benchmarks, the examples and bin/oryx.
+#
+#   make            library, examples, programs            make test       the Criterion test suite
+#   make test-asan  the same tests under ASan + UBSan      make bench      benchmarks (medians, ratios)
+#   make deps       install missing Debian packages        make install    PREFIX=/usr/local (default)
+#   make clean
+#
+# Every target that builds first runs `make deps`, which installs what is missing (apt-get as root,
+# otherwise it prints the exact command and stops), so a fresh Debian machine needs nothing else.
+
+PREFIX  ?= /usr/local
+BUILD   ?= build
+SAN     ?=
+ARCH    := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+
+# BLIS: Debian's OpenMP build (libblis4-openmp); it ships no .pc file, so name its folders directly and
+# pin the run-time path so the OpenMP variant is used whatever the alternatives point to.
+BLIS_INC := /usr/include/$(ARCH)/blis-openmp
+BLIS_LIB := /usr/lib/$(ARCH)/blis-openmp
+
+PKGS     := libcjson libpng
+# -O3 -march=native: the inner loops are written for the auto-vectoriser; -fno-math-errno lets it
+# vectorise sqrtf/expf calls; we never read errno.
+OPT      := -O3 -march=native -fno-math-errno
+ifeq ($(SAN),1)
+OPT      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+endif
+CFLAGS   ?=
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) -fopenmp -fPIC -I. -isystem $(BLIS_INC) \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   := -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+SANFLAGS := -fsanitize=address,undefined
+LDFLAGS  := -fopenmp $(if $(filter 1,$(SAN)),$(SANFLAGS))
+
+LIB_SRC  := $(wildcard tensor/*.c autograd/*.c nn/*.c optim/*.c models/oryx/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SRC := $(wildcard tests/*.c)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+BENCH_SRC:= $(wildcard bench/*.c)
+EX_SRC   := $(wildcard examples/*.c)
+CLI_SRC  := $(wildcard cli/*.c)
+HEADERS  := $(wildcard tensor/*.h autograd/*.h nn/*.h optim/*.h models/oryx/*.h)
+
+SOVER    := 0
+VERSION  := 0.1.0
+STATIC   := $(BUILD)/liboryx.a
+SHARED   := $(BUILD)/liboryx.so.$(VERSION)
+TESTBIN  := $(BUILD)/tests/oryx-tests
+BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
+CLI      := $(if $(CLI_SRC),bin/oryx)
+
+.PHONY: all test test-run test-asan bench deps install clean
+.DEFAULT_GOAL := all
+
+all: deps
+	@$(MAKE) --no-print-directory build-all
+
+build-all: $(STATIC) $(SHARED) $(EXAMPLES) $(CLI)
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,liboryx.so.$(SOVER) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	ln -sf liboryx.so.$(VERSION) $(BUILD)/liboryx.so.$(SOVER)
+	ln -sf liboryx.so.$(SOVER) $(BUILD)/liboryx.so
+
+$(TESTBIN): $(TEST_OBJ) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(STATIC) $(LDLIBS) -lcriterion
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+bin/oryx: $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(STATIC)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(STATIC) $(LDLIBS)
+
+# The test suite. Criterion runs each test in its own process, two at a time (the machine's cores);
+# each test process then uses one OpenMP/BLIS thread unless a test sets its own count.
+test: deps
+	@$(MAKE) --no-print-directory test-run
+
+test-run: $(TESTBIN)
+	OX_TEST_THREADS=$${OX_TEST_THREADS:-1} $(TESTBIN) --jobs 2 $(TEST_ARGS)
+
+# Same tests, built with AddressSanitizer + UndefinedBehaviorSanitizer in build/asan, at smaller sizes
+# where a test has a size knob (OX_TEST_SMALL=1).
+test-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test-run \
+	    TEST_ARGS="$(TEST_ARGS)" OX_TEST_SMALL=1 \
+	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BENCHES)
+	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/oryx
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf liboryx.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/liboryx.so.$(SOVER)
+	ln -sf liboryx.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/liboryx.so
+	for h in $(HEADERS); do install -D -m 644 $$h $(DESTDIR)$(PREFIX)/include/oryx/$$h; done
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@BLIS_INC@|$(BLIS_INC)|' \
+	    -e 's|@BLIS_LIB@|$(BLIS_LIB)|' scripts/oryx.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/oryx.pc
+
+clean:
+	rm -rf build bin

@@ -1,0 +1,114 @@
+/* ops.h - the differentiable ops: everything a model is built from.
+ *
+ * Each op computes its result at once (eager), returns a new arena tensor (valid until ox_ctx_reset)
+ * and, when gradients are enabled and an input requires one, records itself on the tape (tape.h).
+ * Each op's forward and backward live side by side in one file of autograd/ (named in the groups below).
+ *
+ * Conventions for every op:
+ *  - Inputs may be any strided view (transposed, sliced, broadcast); results are contiguous, except
+ *    for the view ops, which return views.
+ *  - Binary elementwise ops broadcast with numpy's rules.
+ *  - A NULL input, or an error already recorded in ctx, makes an op return NULL at once; an invalid
+ *    argument records an error naming the shapes and returns NULL. No op aborts or prints.
+ *  - Axes may be negative (counted from the end).
+ *  - F32 only, except the index arguments of the gather/scatter ops (I32).
+ *  - Results are bit-identical for the same inputs and thread count (no float atomics, no OpenMP
+ *    reductions; partial sums are combined in a fixed order).
+ *
+ *   ox_tensor *h = ox_ag_silu(ctx, ox_ag_matmul(ctx, x, w));      // [B, T, F]
+ *   ox_tensor *loss = ox_ag_mean_all(ctx, ox_ag_square(ctx, h));  // []
+ */
+#ifndef OX_OPS_H
+#define OX_OPS_H
+
+#include "autograd/tape.h"
+
+/* ---- elementwise (autograd/elementwise.c) -------------------------------------------------------- */
+
+ox_tensor *ox_ag_add(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);   /* a + b */
+ox_tensor *ox_ag_sub(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);   /* a - b */
+ox_tensor *ox_ag_mul(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);   /* a * b */
+ox_tensor *ox_ag_div(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);   /* a / b */
+ox_tensor *ox_ag_neg(ox_ctx *ctx, ox_tensor *x);                 /* -x */
+ox_tensor *ox_ag_scale(ox_ctx *ctx, ox_tensor *x, double s);     /* s * x */
+ox_tensor *ox_ag_add_scalar(ox_ctx *ctx, ox_tensor *x, double c);/* x + c */
+ox_tensor *ox_ag_exp(ox_ctx *ctx, ox_tensor *x);
+ox_tensor *ox_ag_log(ox_ctx *ctx, ox_tensor *x);
+ox_tensor *ox_ag_sqrt(ox_ctx *ctx, ox_tensor *x);
+ox_tensor *ox_ag_rsqrt(ox_ctx *ctx, ox_tensor *x);               /* 1 / sqrt(x) */
+ox_tensor *ox_ag_square(ox_ctx *ctx, ox_tensor *x);
+ox_tensor *ox_ag_tanh(ox_ctx *ctx, ox_tensor *x);
+ox_tensor *ox_ag_sigmoid(ox_ctx *ctx, ox_tensor *x);             /* 1 / (1 + e^-x) */
+ox_tensor *ox_ag_silu(ox_ctx *ctx, ox_tensor *x);                /* x sigmoid(x) */
+ox_tensor *ox_ag_softplus(ox_ctx *ctx, ox_tensor *x);            /* log(1 + e^x), stable form */
+ox_tensor *ox_ag_relu(ox_ctx *ctx, ox_tensor *x);                /* max(x, 0); gradient 0 at 0 */
+/* min(max(x, lo), hi); the gradient passes where lo < x < hi. */
+ox_tensor *ox_ag_clamp(ox_ctx *ctx, ox_tensor *x, double lo, double hi);
+
+/* ---- reductions (autograd/reduce.c) -------------------------------------------------------------- */
+
+/* Over one axis; keepdim keeps it with size 1. Max: the gradient goes to the first maximal element. */
+ox_tensor *ox_ag_sum(ox_ctx *ctx, ox_tensor *x, int axis, int keepdim);
+ox_tensor *ox_ag_mean(ox_ctx *ctx, ox_tensor *x, int axis, int keepdim);
+ox_tensor *ox_ag_max(ox_ctx *ctx, ox_tensor *x, int axis, int keepdim);
+ox_tensor *ox_ag_logsumexp(ox_ctx *ctx, ox_tensor *x, int axis, int keepdim);
+/* Over all elements, to a scalar (shape []). */
+ox_tensor *ox_ag_sum_all(ox_ctx *ctx, ox_tensor *x);
+ox_tensor *ox_ag_mean_all(ox_ctx *ctx, ox_tensor *x);
+ox_tensor *ox_ag_max_all(ox_ctx *ctx, ox_tensor *x);
+ox_tensor *ox_ag_logsumexp_all(ox_ctx *ctx, ox_tensor *x);
+
+/* ---- softmax (autograd/softmax.c), over the last axis -------------------------------------------- */
+
+ox_tensor *ox_ag_softmax(ox_ctx *ctx, ox_tensor *x);
+ox_tensor *ox_ag_log_softmax(ox_ctx *ctx, ox_tensor *x);
+
+/* ---- scans and masks (autograd/cumsum.c, autograd/tril.c) ---------------------------------------- */
+
+/* y_i = x_0 + ... + x_i along `axis`. */
+ox_tensor *ox_ag_cumsum(ox_ctx *ctx, ox_tensor *x, int axis);
+/* Over the last two axes [.., R, C]: keeps x[r, c] where c <= r + diagonal and puts `fill` elsewhere
+ * (0 for a lower-triangular matrix, -INFINITY for a causal score mask). The gradient passes where kept. */
+ox_tensor *ox_ag_tril(ox_ctx *ctx, ox_tensor *x, int64_t diagonal, double fill);
+
+/* ---- indexing (autograd/index.c) ----------------------------------------------------------------- */
+
+/* Rows of table [N, D] picked by idx (I32, any shape): result [idx..., D]. An embedding lookup.
+ * Backward scatter-adds into table's gradient (an index may repeat). Out-of-range ids are an error. */
+ox_tensor *ox_ag_gather_rows(ox_ctx *ctx, ox_tensor *table, const ox_tensor *idx);
+/* dst [N, D] + scatter-add of src [M, D] into rows idx [M] (I32): out[idx[m]] += src[m]. */
+ox_tensor *ox_ag_scatter_add_rows(ox_ctx *ctx, ox_tensor *dst, const ox_tensor *idx, ox_tensor *src);
+/* One element per row along the last axis: x [..., V], idx [...] (I32) -> [...] with x[..., idx]. */
+ox_tensor *ox_ag_take_last(ox_ctx *ctx, ox_tensor *x, const ox_tensor *idx);
+
+/* ---- joining and splitting (autograd/concat.c) --------------------------------------------------- */
+
+/* Concatenation of n tensors along `axis` (all other sizes equal). */
+ox_tensor *ox_ag_concat(ox_ctx *ctx, int n, ox_tensor *const *xs, int axis);
+/* n views of consecutive pieces of x along `axis`, of the given sizes (which must add up to the axis
+ * length), written to outs[0..n-1]. */
+ox_status ox_ag_split(ox_ctx *ctx, ox_tensor *x, int axis, int n, const int64_t *sizes, ox_tensor **outs);
+
+/* ---- views (autograd/views.c): no data is copied, except by ox_ag_contiguous ------------------------ */
+
+ox_tensor *ox_ag_reshape(ox_ctx *ctx, ox_tensor *x, int ndim, const int64_t *shape); /* x contiguous */
+ox_tensor *ox_ag_permute(ox_ctx *ctx, ox_tensor *x, const int *perm);
+ox_tensor *ox_ag_transpose(ox_ctx *ctx, ox_tensor *x, int d0, int d1);
+ox_tensor *ox_ag_narrow(ox_ctx *ctx, ox_tensor *x, int axis, int64_t start, int64_t len);
+ox_tensor *ox_ag_select(ox_ctx *ctx, ox_tensor *x, int axis, int64_t index);
+ox_tensor *ox_ag_expand(ox_ctx *ctx, ox_tensor *x, int ndim, const int64_t *shape);
+/* A contiguous copy (x itself, unrecorded, when it already is contiguous). */
+ox_tensor *ox_ag_contiguous(ox_ctx *ctx, ox_tensor *x);
+
+/* ---- linear algebra (autograd/matmul.c, autograd/solve.c) ---------------------------------------- */
+
+/* a [..., M, K] times b [..., K, N] -> [..., M, N]; batch axes broadcast. Transposed views multiply
+ * without a copy (BLIS takes the strides). A 2-D b shared by a whole batch is one GEMM of
+ * (batch*M) x K x N when a's rows allow it. */
+ox_tensor *ox_ag_matmul(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);
+/* X = L^-1 B for unit lower triangular L [..., n, n] (only the part strictly below the diagonal is
+ * read; the diagonal is taken as 1) and B [..., n, m]; batch axes must match. Backward:
+ * dB = L^-T dX, dL = -strictly_lower(dB X^T). */
+ox_tensor *ox_ag_solve_tril_unit(ox_ctx *ctx, ox_tensor *l, ox_tensor *b);
+
+#endif

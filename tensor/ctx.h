@@ -1,0 +1,63 @@
+/* ctx.h - the context every computation runs in: error state, step arena, thread count, tape.
+ *
+ * Nothing the library computes depends on global mutable state: two contexts (say, training and
+ * evaluation, or two models) can live in one process and run in turn. A context is not itself
+ * thread-safe: use one per thread of control. The RNG is a separate object (rng.h).
+ *
+ *   ox_ctx *ctx = ox_ctx_new();
+ *   ox_tensor *y = ox_ag_exp(ctx, x);             // ops return NULL on error ...
+ *   if (!y) fprintf(stderr, "%s\n", ox_ctx_message(ctx));   // ... and say why here
+ *   ox_ctx_reset(ctx);                            // frees the step's activations and tape
+ *   ox_ctx_free(ctx);
+ *
+ * Errors are sticky: after a failure every op returns NULL at once until ox_ctx_clear_error, so a
+ * forward pass can be written as a straight sequence of calls with one check at the end. */
+#ifndef OX_CTX_H
+#define OX_CTX_H
+
+#include <stdint.h>
+
+#include "tensor/arena.h"
+#include "tensor/status.h"
+
+struct ox_ag_node;
+
+typedef struct ox_ctx {
+    ox_status status;            /* first error since the last clear, or OX_OK */
+    char message[512];           /* one line describing it */
+    ox_arena arena;              /* activations and temporaries of the current step */
+    int n_threads;               /* OpenMP threads and BLIS threads used by every op */
+    int grad_enabled;            /* 0 inside a no-grad scope: ops record nothing */
+    struct ox_ag_node *tape;     /* newest node of the tape (autograd/tape.h), NULL if empty */
+    int64_t tape_len;
+    uint64_t attn_madds;         /* multiply-adds counted by attention kernels (nn/) */
+} ox_ctx;
+
+/* A new context: empty arena, gradients enabled, n_threads = the cores this process may run on.
+ * The first context also picks BLIS's kernel set (gemm.h). NULL when out of memory. */
+ox_ctx *ox_ctx_new(void);
+void ox_ctx_free(ox_ctx *ctx);
+
+/* Frees every arena allocation (tensors made by ops, tape nodes) and empties the tape.
+ * Tensors made with ox_tensor_new_owned (parameters, optimizer state) and their gradients survive. */
+void ox_ctx_reset(ox_ctx *ctx);
+
+/* The one thread-count knob: OpenMP loops and BLIS calls of this context use at most n threads
+ * (n <= 0 means all available cores). */
+void ox_ctx_set_threads(ox_ctx *ctx, int n);
+int ox_ctx_threads(const ox_ctx *ctx);
+/* The number of cores this process may run on (its CPU affinity). */
+int ox_cores_available(void);
+
+/* Error state. ox_ctx_fail records the first error (later ones are ignored until cleared) and
+ * returns `s` so a function can `return ox_ctx_fail(...)`. */
+ox_status ox_ctx_fail(ox_ctx *ctx, ox_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+ox_status ox_ctx_status(const ox_ctx *ctx);
+const char *ox_ctx_message(const ox_ctx *ctx);   /* "" when OK */
+void ox_ctx_clear_error(ox_ctx *ctx);
+
+/* Arena allocation on the context's step arena; records OX_ERR_NOMEM on failure. */
+void *ox_ctx_alloc(ox_ctx *ctx, size_t size);
+
+#endif

@@ -1,0 +1,86 @@
+/* gemm.c - BLIS typed-API wrapper and kernel-set selection (see gemm.h). */
+#include "tensor/gemm.h"
+
+#include <blis.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
+
+static void setup(void)
+{
+    if (getenv("BLIS_ARCH_TYPE"))
+        return;         /* the user's choice wins */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        setenv("BLIS_ARCH_TYPE", "0", 0);       /* BLIS_ARCH_SKX */
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        setenv("BLIS_ARCH_TYPE", "3", 0);       /* BLIS_ARCH_HASWELL */
+}
+
+void ox_gemm_setup(void) { pthread_once(&setup_once, setup); }
+
+const char *ox_gemm_arch(void)
+{
+    ox_gemm_setup();
+    return bli_arch_string(bli_arch_query_id());
+}
+
+int ox_gemm_blis_openmp(void) { return (int)bli_info_get_enable_openmp(); }
+
+int ox_sgemm_threads(int n_threads, int64_t m, int64_t n, int64_t k)
+{
+    /* Below ~2 MFLOP a second thread costs more (wake-up, packing) than it saves: 64^3*2 = 0.5 MFLOP
+     * was measured faster on one thread. */
+    double flops = 2.0 * (double)m * (double)n * (double)k;
+    if (n_threads <= 1 || flops < 4e6)
+        return 1;
+    return n_threads;
+}
+
+/* The stride of an axis of size 1 is meaningless but BLIS checks it: give it a valid value. */
+static void fix_strides(int64_t rows, int64_t cols, int64_t *rs, int64_t *cs)
+{
+    if (rows == 1 && cols == 1) {
+        *rs = *cs = 1;
+    } else if (rows == 1) {
+        *rs = cols * (*cs > 0 ? *cs : 1);
+    } else if (cols == 1) {
+        *cs = rows * (*rs > 0 ? *rs : 1);
+    }
+}
+
+void ox_sgemm(int n_threads, int64_t m, int64_t n, int64_t k, float alpha,
+              const float *a, int64_t rsa, int64_t csa,
+              const float *b, int64_t rsb, int64_t csb,
+              float beta, float *c, int64_t rsc, int64_t csc)
+{
+    if (m == 0 || n == 0)
+        return;
+    rntm_t rntm;
+    bli_rntm_init(&rntm);
+    bli_rntm_set_num_threads(ox_sgemm_threads(n_threads, m, n, k), &rntm);
+    fix_strides(m, k, &rsa, &csa);
+    fix_strides(k, n, &rsb, &csb);
+    fix_strides(m, n, &rsc, &csc);
+    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)m, (dim_t)n, (dim_t)k, &alpha,
+                 (float *)a, (inc_t)rsa, (inc_t)csa, (float *)b, (inc_t)rsb, (inc_t)csb, &beta,
+                 c, (inc_t)rsc, (inc_t)csc, NULL, &rntm);
+}
+
+void ox_strsm_unit_lower(int n_threads, int transpose_l, int64_t m, int64_t n,
+                         const float *l, int64_t rsl, int64_t csl,
+                         float *b, int64_t rsb, int64_t csb)
+{
+    if (m == 0 || n == 0)
+        return;
+    fix_strides(m, m, &rsl, &csl);
+    fix_strides(m, n, &rsb, &csb);
+    rntm_t rntm;
+    bli_rntm_init(&rntm);
+    bli_rntm_set_num_threads(ox_sgemm_threads(n_threads, m, n, m), &rntm);
+    float one = 1.0f;
+    bli_strsm_ex(BLIS_LEFT, BLIS_LOWER, transpose_l ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, BLIS_UNIT_DIAG,
+                 (dim_t)m, (dim_t)n, &one, (float *)l, (inc_t)rsl, (inc_t)csl, b, (inc_t)rsb, (inc_t)csb,
+                 NULL, &rntm);
+}
