@@ -105,7 +105,8 @@ ox_tensor *ox_tensor_empty(ox_ctx *ctx, ox_dtype dtype, int ndim, const int64_t 
         return NULL;
     t->dtype = dtype;
     t->ndim = ndim;
-    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    if (ndim)
+        memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
     set_contiguous_strides(t);
     return t;
 }
@@ -158,7 +159,8 @@ ox_tensor *ox_tensor_from_buffer(ox_ctx *ctx, ox_dtype dtype, int ndim, const in
     t->data = data;
     t->dtype = dtype;
     t->ndim = ndim;
-    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    if (ndim)
+        memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
     set_contiguous_strides(t);
     return t;
 }
@@ -192,7 +194,8 @@ static ox_tensor *owned_new(ox_ctx *ctx, ox_dtype dtype, int ndim, const int64_t
     t->dtype = dtype;
     t->ndim = ndim;
     t->owned = 1;
-    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    if (ndim)
+        memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
     set_contiguous_strides(t);
     return t;
 }
@@ -271,7 +274,8 @@ ox_tensor *ox_tensor_view_reshape(ox_ctx *ctx, const ox_tensor *t, int ndim, con
     if (!v)
         return NULL;
     v->ndim = ndim;
-    memcpy(v->shape, s, sizeof(int64_t) * (size_t)ndim);
+    if (ndim)
+        memcpy(v->shape, s, sizeof(int64_t) * (size_t)ndim);
     set_contiguous_strides(v);
     return v;
 }
