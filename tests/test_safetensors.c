@@ -270,7 +270,8 @@ Test(safetensors, header_is_padded_sorted_and_contiguous)
             cr_assert_lt(k, 7);
             cr_assert_str_eq(e->string, sorted[k], "entry %d", k);
             cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-            long b = (long)cJSON_GetArrayItem(offs, 0)->valuedouble, en = (long)cJSON_GetArrayItem(offs, 1)->valuedouble;
+            long b = (long)cJSON_GetArrayItem(offs, 0)->valuedouble;
+            long en = (long)cJSON_GetArrayItem(offs, 1)->valuedouble;
             cr_assert_eq(b, pos, "offsets contiguous from 0");
             /* tensor named sorted[k] was made with i + 1 elements where names[i] == sorted[k] */
             int src = 0;
