@@ -1,4 +1,5 @@
-/* safetensors.c - safetensors writer (atomic), strict checkpoint reader and lenient test-vector loader
+/* safetensors.c - safetensors strict checkpoint reader and lenient test-vector loader (the writer is
+ * in safetensors_write.c)
  * (see safetensors.h; format in MODELS.md section 12.1).
  *
  * Both readers share read_header(): it reads and validates the whole header (length bounds, UTF-8, JSON,
@@ -8,6 +9,7 @@
  * strided copies move uint32_t bit patterns and are exact. */
 #include "tensor/safetensors.h"
 #include "tensor/alloc.h"
+#include "tensor/safetensors_common.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -21,56 +23,9 @@
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian");
 
-#define META_KEY "__metadata__"
-#define ELEM 4   /* bytes per element of F32 and I32 */
 
 /* ---- small helpers ------------------------------------------------------------------------------------ */
-
-/* 1 if s[0..n-1] is well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF); else 0
- * and *bad = the offset of the first bad byte. */
-static int utf8_valid(const unsigned char *s, size_t n, size_t *bad)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t len;
-        unsigned lo = 0x80, hi = 0xBF;   /* allowed range of the second byte */
-        if (c < 0x80)
-            len = 1;
-        else if (c >= 0xC2 && c <= 0xDF)
-            len = 2;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            if (c == 0xE0)
-                lo = 0xA0;
-            if (c == 0xED)
-                hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            if (c == 0xF0)
-                lo = 0x90;
-            if (c == 0xF4)
-                hi = 0x8F;
-        } else {
-            *bad = i;
-            return 0;
-        }
-        if (i + len > n) {
-            *bad = i;
-            return 0;
-        }
-        for (size_t k = 1; k < len; k++) {
-            unsigned b = s[i + k];
-            unsigned l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
-            if (b < l || b > h) {
-                *bad = i + k;
-                return 0;
-            }
-        }
-        i += len;
-    }
-    return 1;
-}
+/* ---- small helpers ------------------------------------------------------------------------------------ */
 
 static void shape_str(char *buf, int ndim, const int64_t *shape)
 {
@@ -78,55 +33,6 @@ static void shape_str(char *buf, int ndim, const int64_t *shape)
     t.ndim = ndim;
     memcpy(t.shape, shape, sizeof(int64_t) * (size_t)ndim);
     ox_shape_str(&t, buf);
-}
-
-/* Element count of a shape, or -1 if it does not fit in int64 bytes. */
-static int64_t shape_numel(int ndim, const int64_t *shape)
-{
-    int64_t n = 1;
-    for (int d = 0; d < ndim; d++) {
-        if (shape[d] > 0 && n > INT64_MAX / ELEM / shape[d])
-            return -1;
-        n *= shape[d];
-    }
-    return n;
-}
-
-/* Copies the logical row-major contents between a strided tensor view and a contiguous buffer:
- * to_buf = 1: buf[i] = t[i]; to_buf = 0: t[i] = buf[i]. Bit patterns are copied (F32 and I32 alike). */
-static void copy_strided(const ox_tensor *t, uint32_t *buf, int to_buf)
-{
-    uint32_t *base = (uint32_t *)t->data + t->offset;
-    int64_t n = ox_tensor_numel(t);
-    if (n == 0)
-        return;
-    if (t->ndim == 0) {
-        if (to_buf)
-            buf[0] = base[0];
-        else
-            base[0] = buf[0];
-        return;
-    }
-    int last = t->ndim - 1;
-    int64_t inner = t->shape[last], st = t->stride[last];
-    int64_t idx[OX_MAX_DIMS] = { 0 };
-    for (int64_t done = 0; done < n; done += inner) {
-        int64_t off = 0;
-        for (int d = 0; d < last; d++)
-            off += idx[d] * t->stride[d];
-        uint32_t *p = base + off, *q = buf + done;
-        if (to_buf)
-            for (int64_t i = 0; i < inner; i++)
-                q[i] = p[i * st];
-        else
-            for (int64_t i = 0; i < inner; i++)
-                p[i * st] = q[i];
-        for (int d = last - 1; d >= 0; d--) {   /* advance the outer multi-index */
-            if (++idx[d] < t->shape[d])
-                break;
-            idx[d] = 0;
-        }
-    }
 }
 
 /* Reads exactly len bytes at offset off. Returns 0 or an errno value (EIO for an unexpected end). */
@@ -148,8 +54,6 @@ static int read_full(int fd, void *dst, int64_t len, int64_t off)
     }
     return 0;
 }
-
-static int cmp_str(const char *a, const char *b) { return strcmp(a, b); }   /* byte order (unsigned char) */
 
 /* ---- metadata ------------------------------------------------------------------------------------------ */
 
@@ -338,7 +242,7 @@ static int parse_entry(ox_ctx *ctx, const char *path, const cJSON *e, int allow_
 
 static int cmp_info_name(const void *a, const void *b)
 {
-    return cmp_str(((const st_info *)a)->name, ((const st_info *)b)->name);
+    return ox_st_cmp_str(((const st_info *)a)->name, ((const st_info *)b)->name);
 }
 
 static int cmp_info_offset(const void *a, const void *b)
@@ -450,7 +354,7 @@ static ox_status read_header(ox_ctx *ctx, const char *path, int allow_i32, st_he
     }
     h->text[N] = 0;
     size_t bad = 0;
-    if (!utf8_valid((const unsigned char *)h->text, N, &bad)) {
+    if (!ox_st_utf8_valid((const unsigned char *)h->text, N, &bad)) {
         ox_ctx_fail(ctx, OX_ERR_FORMAT, "%s: header is not valid UTF-8 (byte %zu of the header)", path, bad);
         goto fail;
     }
@@ -485,24 +389,24 @@ static ox_status read_header(ox_ctx *ctx, const char *path, int allow_i32, st_he
         goto fail;
     }
     for (const cJSON *c = h->json->child; c; c = c->next) {
-        if (strcmp(c->string, META_KEY) == 0) {
+        if (strcmp(c->string, OX_ST_META_KEY) == 0) {
             if (h->meta) {
-                ox_ctx_fail(ctx, OX_ERR_FORMAT, "%s: duplicate \"%s\"", path, META_KEY);
+                ox_ctx_fail(ctx, OX_ERR_FORMAT, "%s: duplicate \"%s\"", path, OX_ST_META_KEY);
                 goto fail;
             }
             if (!cJSON_IsObject(c)) {
-                ox_ctx_fail(ctx, OX_ERR_FORMAT, "%s: \"%s\" is not a JSON object", path, META_KEY);
+                ox_ctx_fail(ctx, OX_ERR_FORMAT, "%s: \"%s\" is not a JSON object", path, OX_ST_META_KEY);
                 goto fail;
             }
             for (const cJSON *m = c->child; m; m = m->next) {
                 if (!cJSON_IsString(m)) {
                     ox_ctx_fail(ctx, OX_ERR_FORMAT, "%s: \"%s\" value of key \"%s\" is not a string", path,
-                                META_KEY, m->string);
+                                OX_ST_META_KEY, m->string);
                     goto fail;
                 }
                 for (const cJSON *o = c->child; o != m; o = o->next)
                     if (strcmp(o->string, m->string) == 0) {
-                        ox_ctx_fail(ctx, OX_ERR_FORMAT, "%s: duplicate \"%s\" key \"%s\"", path, META_KEY,
+                        ox_ctx_fail(ctx, OX_ERR_FORMAT, "%s: duplicate \"%s\" key \"%s\"", path, OX_ST_META_KEY,
                                     m->string);
                         goto fail;
                     }
@@ -530,14 +434,14 @@ static ox_status read_header(ox_ctx *ctx, const char *path, int allow_i32, st_he
                         path, e->name, (long long)e->begin, (long long)e->end, (long long)h->data_size);
             goto fail;
         }
-        int64_t numel = shape_numel(e->ndim, e->shape);
-        if (numel < 0 || e->end - e->begin != ELEM * numel) {
+        int64_t numel = ox_st_shape_numel(e->ndim, e->shape);
+        if (numel < 0 || e->end - e->begin != OX_ST_ELEM * numel) {
             shape_str(sb1, e->ndim, e->shape);
             ox_ctx_fail(ctx, OX_ERR_FORMAT,
                         "%s: tensor '%s': data_offsets [%lld, %lld] span %lld bytes but shape %s of %s needs "
                         "%lld",
                         path, e->name, (long long)e->begin, (long long)e->end, (long long)(e->end - e->begin),
-                        sb1, e->dtype == OX_F32 ? "F32" : "I32", numel < 0 ? -1LL : (long long)(ELEM * numel));
+                        sb1, e->dtype == OX_F32 ? "F32" : "I32", numel < 0 ? -1LL : (long long)(OX_ST_ELEM * numel));
             goto fail;
         }
     }
@@ -563,7 +467,7 @@ static ox_status read_data(ox_ctx *ctx, const st_header *h, const st_info *e, ox
                                e->name, (long long)bytes);
         err = read_full(h->fd, buf, bytes, h->data_start + e->begin);
         if (!err)
-            copy_strided(t, buf, 0);
+            ox_st_copy_strided(t, buf, 0);
         ox_free(buf);
     }
     if (err)
@@ -656,7 +560,7 @@ ox_status ox_safetensors_read_strict(ox_ctx *ctx, const char *path, const ox_st_
 
 static int cmp_entry_name(const void *a, const void *b)
 {
-    return cmp_str(((const ox_st_entry *)a)->name, ((const ox_st_entry *)b)->name);
+    return ox_st_cmp_str(((const ox_st_entry *)a)->name, ((const ox_st_entry *)b)->name);
 }
 
 ox_st_file *ox_safetensors_load(ox_ctx *ctx, const char *path)
@@ -726,211 +630,4 @@ void ox_st_file_free(ox_st_file *f)
         ox_tensor_free(f->entries[i].tensor);
     ox_st_meta_free(f->meta);
     ox_free(f);
-}
-
-/* ---- writer -------------------------------------------------------------------------------------------- */
-
-static int cmp_entry_ptr_name(const void *a, const void *b)
-{
-    return cmp_str((*(const ox_st_entry *const *)a)->name, (*(const ox_st_entry *const *)b)->name);
-}
-
-static int utf8_str_ok(const char *s)
-{
-    size_t bad;
-    return utf8_valid((const unsigned char *)s, strlen(s), &bad);
-}
-
-/* Checks the caller's lists; fills order[] with the entries sorted by name. */
-static ox_status check_write_args(ox_ctx *ctx, const char *path, const ox_st_entry *entries, int64_t n,
-                                  const ox_st_kv *meta, int64_t n_meta, const ox_st_entry **order)
-{
-    for (int64_t i = 0; i < n; i++) {
-        const ox_st_entry *e = &entries[i];
-        if (!e->name || !e->name[0] || !utf8_str_ok(e->name))
-            return ox_ctx_fail(ctx, OX_ERR_ARG, "%s: entry %lld has a NULL, empty or non-UTF-8 name", path,
-                               (long long)i);
-        if (strcmp(e->name, META_KEY) == 0)
-            return ox_ctx_fail(ctx, OX_ERR_ARG, "%s: \"%s\" is reserved and cannot name a tensor", path,
-                               META_KEY);
-        if (!e->tensor)
-            return ox_ctx_fail(ctx, OX_ERR_ARG, "%s: tensor '%s' is NULL", path, e->name);
-        if (e->tensor->dtype != OX_F32 && e->tensor->dtype != OX_I32)
-            return ox_ctx_fail(ctx, OX_ERR_DTYPE, "%s: tensor '%s' has dtype %d, not F32 or I32", path, e->name,
-                               (int)e->tensor->dtype);
-        if (shape_numel(e->tensor->ndim, e->tensor->shape) < 0)
-            return ox_ctx_fail(ctx, OX_ERR_ARG, "%s: tensor '%s' is too large", path, e->name);
-        order[i] = e;
-    }
-    qsort(order, (size_t)n, sizeof *order, cmp_entry_ptr_name);
-    for (int64_t i = 1; i < n; i++)
-        if (strcmp(order[i - 1]->name, order[i]->name) == 0)
-            return ox_ctx_fail(ctx, OX_ERR_ARG, "%s: duplicate tensor name '%s'", path, order[i]->name);
-    for (int64_t i = 0; i < n_meta; i++) {
-        if (!meta[i].key || !meta[i].value || !utf8_str_ok(meta[i].key) || !utf8_str_ok(meta[i].value))
-            return ox_ctx_fail(ctx, OX_ERR_ARG, "%s: metadata entry %lld has a NULL or non-UTF-8 key or value",
-                               path, (long long)i);
-        for (int64_t j = 0; j < i; j++)
-            if (strcmp(meta[j].key, meta[i].key) == 0)
-                return ox_ctx_fail(ctx, OX_ERR_ARG, "%s: duplicate metadata key \"%s\"", path, meta[i].key);
-    }
-    return OX_OK;
-}
-
-/* The JSON header (unpadded, from cJSON's allocator), or NULL with the error recorded. */
-static char *build_header(ox_ctx *ctx, const char *path, const ox_st_entry *const *order, int64_t n,
-                          const ox_st_kv *meta, int64_t n_meta)
-{
-    cJSON *root = cJSON_CreateObject();
-    int ok = root != NULL;
-    if (ok && n_meta > 0) {
-        cJSON *m = cJSON_AddObjectToObject(root, META_KEY);
-        ok = m != NULL;
-        for (int64_t i = 0; ok && i < n_meta; i++)
-            ok = cJSON_AddStringToObject(m, meta[i].key, meta[i].value) != NULL;
-    }
-    int64_t off = 0;
-    for (int64_t i = 0; ok && i < n; i++) {
-        const ox_tensor *t = order[i]->tensor;
-        int64_t bytes = ELEM * ox_tensor_numel(t);
-        cJSON *e = cJSON_AddObjectToObject(root, order[i]->name);
-        cJSON *shape = e ? cJSON_CreateArray() : NULL;
-        cJSON *offs = e ? cJSON_CreateArray() : NULL;
-        ok = e && shape && offs && cJSON_AddStringToObject(e, "dtype", t->dtype == OX_F32 ? "F32" : "I32");
-        for (int d = 0; ok && d < t->ndim; d++)
-            ok = cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
-        ok = ok && cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off)) &&
-             cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + bytes)));
-        if (ok) {
-            ok = cJSON_AddItemToObject(e, "shape", shape);
-            if (ok)
-                shape = NULL;
-            ok = ok && cJSON_AddItemToObject(e, "data_offsets", offs);
-            if (ok)
-                offs = NULL;
-        }
-        cJSON_Delete(shape);   /* only those not attached (NULL-safe) */
-        cJSON_Delete(offs);
-        off += bytes;
-    }
-    char *text = ok ? cJSON_PrintUnformatted(root) : NULL;
-    cJSON_Delete(root);
-    if (!text)
-        ox_ctx_fail(ctx, OX_ERR_NOMEM, "%s: out of memory building the JSON header", path);
-    return text;
-}
-
-/* Writes the file body to fp; returns 0 or an errno value. */
-static int write_body(FILE *fp, const char *json, size_t json_len, size_t padded, const ox_st_entry *const *order,
-                      int64_t n)
-{
-    unsigned char lenb[8];
-    for (int i = 0; i < 8; i++)
-        lenb[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    if (fwrite(lenb, 1, 8, fp) != 8 || fwrite(json, 1, json_len, fp) != json_len)
-        return errno ? errno : EIO;
-    for (size_t i = json_len; i < padded; i++)
-        if (fputc(' ', fp) == EOF)
-            return errno ? errno : EIO;
-    for (int64_t i = 0; i < n; i++) {
-        const ox_tensor *t = order[i]->tensor;
-        size_t numel = (size_t)ox_tensor_numel(t);
-        if (numel == 0)
-            continue;
-        if (ox_tensor_is_contiguous(t)) {
-            if (fwrite((const uint32_t *)t->data + t->offset, ELEM, numel, fp) != numel)
-                return errno ? errno : EIO;
-            continue;
-        }
-        uint32_t *buf = ox_malloc(numel * ELEM);
-        if (!buf)
-            return ENOMEM;
-        copy_strided(t, buf, 1);
-        size_t w = fwrite(buf, ELEM, numel, fp);
-        int e = errno;
-        ox_free(buf);
-        if (w != numel)
-            return e ? e : EIO;
-    }
-    return 0;
-}
-
-/* fsync of the directory holding path, so that the rename itself is durable (best effort). */
-static void sync_dir(const char *path, char *scratch)
-{
-    strcpy(scratch, path);
-    char *slash = strrchr(scratch, '/');
-    if (!slash)
-        strcpy(scratch, ".");
-    else if (slash == scratch)
-        scratch[1] = 0;
-    else
-        *slash = 0;
-    int fd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-ox_status ox_safetensors_write(ox_ctx *ctx, const char *path, const ox_st_entry *entries, int64_t n,
-                               const ox_st_kv *meta, int64_t n_meta)
-{
-    if (ctx->status)
-        return ctx->status;
-    if (!path || !path[0] || n < 0 || n_meta < 0 || (n > 0 && !entries) || (n_meta > 0 && !meta))
-        return ox_ctx_fail(ctx, OX_ERR_ARG, "safetensors_write: NULL/empty path or bad lists (%lld tensors, "
-                           "%lld metadata entries)", (long long)n, (long long)n_meta);
-    const ox_st_entry **order = ox_malloc(sizeof *order * (size_t)(n ? n : 1));
-    size_t tmp_len = strlen(path) + 32;
-    char *tmp = ox_malloc(tmp_len);
-    if (!order || !tmp) {
-        ox_free(order);
-        ox_free(tmp);
-        return ox_ctx_fail(ctx, OX_ERR_NOMEM, "%s: out of memory", path);
-    }
-    char *json = NULL;
-    FILE *fp = NULL;
-    int tmp_made = 0;
-    if (check_write_args(ctx, path, entries, n, meta, n_meta, order))
-        goto done;
-    json = build_header(ctx, path, order, n, meta, n_meta);
-    if (!json)
-        goto done;
-    size_t json_len = strlen(json), padded = (json_len + 7) & ~(size_t)7;
-    snprintf(tmp, tmp_len, "%s.tmp.%ld", path, (long)getpid());
-    fp = fopen(tmp, "wb");
-    if (!fp) {
-        ox_ctx_fail(ctx, OX_ERR_IO, "%s: cannot create the temporary file '%s': %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    tmp_made = 1;
-    errno = 0;
-    int err = write_body(fp, json, json_len, padded, order, n);
-    if (!err && fflush(fp) != 0)
-        err = errno ? errno : EIO;
-    if (!err && fsync(fileno(fp)) != 0)
-        err = errno;
-    int cerr = fclose(fp) != 0 ? (errno ? errno : EIO) : 0;
-    fp = NULL;
-    if (err || cerr) {
-        ox_ctx_fail(ctx, err == ENOMEM ? OX_ERR_NOMEM : OX_ERR_IO, "%s: writing the temporary file '%s' failed: %s",
-                    path, tmp, strerror(err ? err : cerr));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        ox_ctx_fail(ctx, OX_ERR_IO, "%s: cannot rename '%s' over it: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    tmp_made = 0;
-    sync_dir(path, tmp);   /* tmp is long enough to hold path */
-done:
-    if (fp)
-        fclose(fp);
-    if (tmp_made)
-        unlink(tmp);
-    cJSON_free(json);
-    ox_free(tmp);
-    ox_free(order);
-    return ctx->status;
 }
