@@ -275,14 +275,20 @@ Test(scatter, two_threads_bit_identical)
             ys[t] = ox_ag_scatter_add_rows(ctx, dst, idx, src);
             cr_assert_not_null(ys[t], "%s", ox_ctx_message(ctx));
             ox_tensor *seed = ox_tensor_randn(ctx, &rng, OX_DIMS(N, D), 0, 1);
+            assert_ok(ctx, ox_tensor_fill(ctx, src->grad, 1.0));        /* gradients accumulate */
+            assert_ok(ctx, ox_tensor_fill(ctx, dst->grad, -1.0));
             assert_ok(ctx, ox_ag_backward_seeded(ctx, ys[t], seed));
             gs[t] = src->grad;
             if (t == 0) {
-                /* d src[m] = seed[idx[m]]: an exact copy; d dst = seed exactly */
+                /* d src[m] = seed[idx[m]] and d dst = seed, each added once to the prior value: one
+                 * float addition, so the expected values are exact */
+                const float *gsv = ox_tensor_f32(src->grad), *gdv = ox_tensor_f32(dst->grad);
+                const float *sv = ox_tensor_f32(seed);
                 for (int64_t m = 0; m < M; m++)
-                    cr_assert(bits_equal(ox_tensor_f32(src->grad) + m * D,
-                                         ox_tensor_f32(seed) + ox_tensor_i32(idx)[m] * D, D));
-                cr_assert(bits_equal(ox_tensor_f32(dst->grad), ox_tensor_f32(seed), N * D));
+                    for (int64_t j = 0; j < D; j++)
+                        cr_assert_eq(gsv[m * D + j], 1.0f + sv[ox_tensor_i32(idx)[m] * D + j]);
+                for (int64_t i = 0; i < N * D; i++)
+                    cr_assert_eq(gdv[i], -1.0f + sv[i]);
             }
         }
         cr_assert(bits_equal(ox_tensor_f32(ys[0]), ox_tensor_f32(ys[1]), N * D), "D %lld forward", (long long)D);
@@ -381,13 +387,14 @@ Test(take, two_threads_bit_identical_and_exact)
         ys[t] = ox_ag_take_last(ctx, ox_ag_transpose(ctx, x, 0, 1), idx);
         cr_assert_not_null(ys[t], "%s", ox_ctx_message(ctx));
         ox_tensor *seed = ox_tensor_randn(ctx, &rng, OX_DIMS(R), 0, 1);
+        assert_ok(ctx, ox_tensor_fill(ctx, x->grad, 0.5));              /* gradients accumulate */
         assert_ok(ctx, ox_ag_backward_seeded(ctx, ys[t], seed));
         gs[t] = x->grad;
         for (int64_t r = 0; r < R; r++) {
             int32_t v = ox_tensor_i32(idx)[r];
             cr_assert_eq(ox_tensor_f32(ys[t])[r], ox_tensor_f32(x)[v * R + r]);
             for (int64_t w = 0; w < V; w++)
-                cr_assert_eq(ox_tensor_f32(x->grad)[w * R + r], w == v ? ox_tensor_f32(seed)[r] : 0.0f);
+                cr_assert_eq(ox_tensor_f32(x->grad)[w * R + r], w == v ? 0.5f + ox_tensor_f32(seed)[r] : 0.5f);
         }
     }
     cr_assert(bits_equal(ox_tensor_f32(ys[0]), ox_tensor_f32(ys[1]), R));
