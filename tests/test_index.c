@@ -76,7 +76,7 @@ Test(gather, forward_transposed_table_repeated_strided_indices)
             }
     /* a 0-d index gives one row [D] */
     int32_t one = 6;
-    ox_tensor *y0 = ox_ag_gather_rows(ctx, table, i32_tensor(ctx, 0, NULL, &one));
+    ox_tensor *y0 = ox_ag_gather_rows(ctx, table, i32_tensor(ctx, 0, (const int64_t[]){ 1 }, &one));
     cr_assert_not_null(y0, "%s", ox_ctx_message(ctx));
     cr_assert(y0->ndim == 1 && y0->shape[0] == D);
     for (int j = 0; j < D; j++)
@@ -347,7 +347,7 @@ Test(take, forward_permuted_input)
     /* x [V] with a 0-d index: a scalar */
     ox_tensor *x1 = ox_tensor_view_select(ctx, ox_tensor_view_select(ctx, x, 0, 2), 0, 1);
     int32_t k = 4;
-    ox_tensor *y1 = ox_ag_take_last(ctx, x1, i32_tensor(ctx, 0, NULL, &k));
+    ox_tensor *y1 = ox_ag_take_last(ctx, x1, i32_tensor(ctx, 0, (const int64_t[]){ 1 }, &k));
     cr_assert_not_null(y1, "%s", ox_ctx_message(ctx));
     cr_assert_eq(y1->ndim, 0);
     cr_assert_eq(ox_tensor_f32(y1)[0], at3(x, 2, 1, 4));
