@@ -941,9 +941,18 @@ Test(nn_modules, parameter_names_match_checkpoint_table)
     ox_ctx_free(ctx);
 }
 
-/* Backward of every fused op at 1 and at 2 threads, on sizes above OX_PARALLEL_MIN so the parallel paths
- * run: the gradients must be bit-identical (row-blocked / channel-split reductions in a fixed order). */
-static void all_grads(ox_ctx *ctx, int threads, float **out, int64_t *n_out)
+/* Runs every fused op on leaves (forward, then backward seeded with fixed random values), `passes`
+ * times without zeroing, and returns all the leaves' gradients concatenated. Sizes are above
+ * OX_PARALLEL_MIN so that the parallel paths run at 2 threads. */
+static ox_tensor *seeded(ox_ctx *ctx, ox_rng *rng, ox_tensor *y)
+{
+    cr_assert_not_null(y, "%s", ox_ctx_message(ctx));
+    ox_tensor *seed = ox_tensor_randn(ctx, rng, y->ndim, y->shape, 0, 1);
+    assert_ok(ctx, ox_ag_backward_seeded(ctx, y, seed));
+    return y;
+}
+
+static void all_grads(ox_ctx *ctx, int threads, int passes, float **out, int64_t *n_out)
 {
     ox_ctx_set_threads(ctx, threads);
     ox_rng rng = ox_rng_seed(24);
@@ -953,27 +962,31 @@ static void all_grads(ox_ctx *ctx, int threads, float **out, int64_t *n_out)
     ox_tensor *g = leaf(ctx, &rng, OX_DIMS(B, T, D), 0, 1);
     ox_tensor *cw = leaf(ctx, &rng, OX_DIMS(D, 4), 0, 0.5);
     ox_tensor *E = leaf(ctx, &rng, OX_DIMS(V, D), 0, 1);
+    ox_tensor *z = leaf(ctx, &rng, OX_DIMS(B, T, V), 0, 2);
     ox_tensor *tok = ox_tensor_empty(ctx, OX_I32, OX_DIMS(B, T));
-    for (int64_t i = 0; i < B * T; i++)
-        ox_tensor_i32(tok)[i] = (int32_t)ox_rng_below(&rng, (uint64_t)V);
     ox_tensor *tgt = ox_tensor_empty(ctx, OX_I32, OX_DIMS(B, T));
-    for (int64_t i = 0; i < B * T; i++)
+    for (int64_t i = 0; i < B * T; i++) {
+        ox_tensor_i32(tok)[i] = (int32_t)ox_rng_below(&rng, (uint64_t)V);
         ox_tensor_i32(tgt)[i] = i % 7 == 0 ? -1 : (int32_t)ox_rng_below(&rng, (uint64_t)V);
-    ox_tensor *h = ox_ag_add(ctx, ox_nn_embedding_lookup(ctx, E, tok), x);
-    ox_tensor *a = ox_nn_rmsnorm(ctx, h, w);
-    ox_tensor *c = ox_nn_shortconv(ctx, a, cw, OX_NN_ACT_SILU);
-    ox_tensor *o = ox_nn_gated_rmsnorm(ctx, c, g, w, 32);
-    ox_tensor *u = ox_nn_silu_mul(ctx, o, g);
-    ox_tensor *loss = ox_nn_cross_entropy(ctx, ox_nn_linear(ctx, u, E), tgt, -1);
-    assert_ok(ctx, ox_ag_backward(ctx, loss));
-    ox_tensor *ls[5] = { x, w, g, cw, E };
+    }
+    for (int p = 0; p < passes; p++) {      /* no zeroing between passes: gradients accumulate */
+        ox_rng srng = ox_rng_seed(25);
+        seeded(ctx, &srng, ox_nn_rmsnorm(ctx, x, w));
+        seeded(ctx, &srng, ox_nn_shortconv(ctx, x, cw, OX_NN_ACT_SILU));
+        seeded(ctx, &srng, ox_nn_gated_rmsnorm(ctx, x, g, w, 32));
+        seeded(ctx, &srng, ox_nn_silu_mul(ctx, x, g));
+        seeded(ctx, &srng, ox_nn_linear(ctx, x, E));
+        seeded(ctx, &srng, ox_nn_embedding_lookup(ctx, E, tok));
+        seeded(ctx, &srng, ox_nn_cross_entropy(ctx, z, tgt, -1));
+    }
+    ox_tensor *ls[6] = { x, w, g, cw, E, z };
     int64_t n = 0;
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < 6; k++)
         n += ox_tensor_numel(ls[k]);
     float *buf = malloc(sizeof(float) * (size_t)n);
     cr_assert_not_null(buf);
     n = 0;
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
         memcpy(buf + n, ox_tensor_f32(ls[k]->grad), sizeof(float) * (size_t)ox_tensor_numel(ls[k]));
         n += ox_tensor_numel(ls[k]);
     }
@@ -982,17 +995,39 @@ static void all_grads(ox_ctx *ctx, int threads, float **out, int64_t *n_out)
     ox_ctx_reset(ctx);
 }
 
+/* The gradients must be bit-identical at 1 and 2 threads (row-blocked / channel-split reductions
+ * combined in a fixed order). */
 Test(nn_modules, backward_is_bit_identical_at_1_and_2_threads)
 {
     ox_ctx *ctx = test_ctx();
     float *g1, *g2;
     int64_t n1, n2;
-    all_grads(ctx, 1, &g1, &n1);
-    all_grads(ctx, 2, &g2, &n2);
+    all_grads(ctx, 1, 1, &g1, &n1);
+    all_grads(ctx, 2, 1, &g2, &n2);
     cr_assert_eq(n1, n2);
     for (int64_t i = 0; i < n1; i++)
         cr_assert(isfinite(g1[i]));
     cr_assert(memcmp(g1, g2, sizeof(float) * (size_t)n1) == 0, "gradients differ between 1 and 2 threads");
+    free(g1);
+    free(g2);
+    ox_ctx_free(ctx);
+}
+
+/* Every backward adds (+=) into the gradient buffers of all its inputs: two passes without zeroing give
+ * twice the gradient of one. Leaves that receive several contributions per pass (x from five ops, w, g,
+ * E from two) add them in a different grouping the second time, so the match is up to the float rounding
+ * of a few additions: rel <= 1e-6. A backward that overwrites (=) instead of adding gives rel ~0.1-1. */
+Test(nn_modules, backward_accumulates_into_gradients)
+{
+    ox_ctx *ctx = test_ctx();
+    float *g1, *g2;
+    int64_t n1, n2;
+    all_grads(ctx, 1, 1, &g1, &n1);
+    all_grads(ctx, 1, 2, &g2, &n2);
+    cr_assert_eq(n1, n2);
+    for (int64_t i = 0; i < n1; i++)
+        g1[i] *= 2.0f;
+    cr_assert(rel_err(g2, g1, n1) <= 1e-6, "rel %g", rel_err(g2, g1, n1));
     free(g1);
     free(g2);
     ox_ctx_free(ctx);
