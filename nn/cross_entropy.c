@@ -35,7 +35,7 @@ static ox_status ce_backward(ox_ctx *ctx, ox_ag_node *node)
         float *d = g + r * V, l = lse[r];
         /* dz = scale * (exp(z - lse) - onehot(y)) */
         for (int64_t v = 0; v < V; v++)
-            d[v] += scale * expf(z[v] - l);
+            d[v] += scale * ox_nn_expf(z[v] - l);
         d[y[r]] -= scale;
     }
     return OX_OK;
@@ -84,13 +84,28 @@ ox_tensor *ox_nn_cross_entropy(ox_ctx *ctx, ox_tensor *logits, const ox_tensor *
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int64_t r = 0; r < rows; r++) {
         const float *z = zp + r * rs;
-        float m = z[0];
-        for (int64_t v = 1; v < V; v++)
-            m = z[v] > m ? z[v] : m;
-        double sum = 0.0;
-        for (int64_t v = 0; v < V; v++)
-            sum += (double)expf(z[v] - m);
-        float l = m + (float)log(sum);
+        float mx[16], m = z[0];
+        int64_t v0 = 0;
+        for (int k = 0; k < 16; k++)
+            mx[k] = z[0];
+        for (; v0 + 16 <= V; v0 += 16)
+            for (int k = 0; k < 16; k++)
+                mx[k] = z[v0 + k] > mx[k] ? z[v0 + k] : mx[k];
+        for (int k = 0; k < 16; k++)
+            m = mx[k] > m ? mx[k] : m;
+        for (; v0 < V; v0++)
+            m = z[v0] > m ? z[v0] : m;
+        /* sum of exp(z - m) <= V, in 16 float partial sums (vectorised), combined in a fixed order */
+        float acc[16] = { 0 }, sum = 0.0f;
+        int64_t v = 0;
+        for (; v + 16 <= V; v += 16)
+            for (int k = 0; k < 16; k++)
+                acc[k] += ox_nn_expf(z[v + k] - m);
+        for (int k = 0; k < 16; k++)
+            sum += acc[k];
+        for (; v < V; v++)
+            sum += ox_nn_expf(z[v] - m);
+        float l = m + logf(sum);
         lse[r] = l;
         row_loss[r] = y[r] == ignore_index ? 0.0 : (double)l - (double)z[y[r]];
     }

@@ -5,8 +5,8 @@
  *     dz   = g * (softmax(z) - onehot(y)) / count    for counted rows, 0 for ignored rows
  * where count = number of non-ignored rows and g the loss's incoming gradient. With every target ignored
  * (count = 0) the loss is 0 and the gradient is 0 (no division by zero).
- * logsumexp is computed as max + log(sum exp(z - max)) in float with the row sum in double, so logits of
- * size 1e3 stay finite. The forward saves logsumexp per row ([rows] floats); backward recomputes
+ * logsumexp is computed as max + log(sum exp(z - max)) (every exponent <= 0, the sum in [1, V]), so
+ * logits of size 1e3 stay finite. The forward saves logsumexp per row ([rows] floats); backward recomputes
  * softmax and writes straight into the logits' gradient (nothing larger than the logits is materialised).
  * Shapes: logits [..., V] (e.g. [B, T, V] or [N, V]), targets I32 [...] (the logits' shape without the
  * last axis), result a 0-d tensor. Rows are processed in parallel, each by one thread; the loss adds the

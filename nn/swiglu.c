@@ -29,14 +29,23 @@ static ox_status silu_mul_backward(ox_ctx *ctx, ox_ag_node *node)
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int64_t k = 0; k < nc; k++) {
         int64_t i0 = k * CHUNK, i1 = i0 + CHUNK < n ? i0 + CHUNK : n;
-        /* da = du ⊙ b ⊙ σ(a) (1 + a (1 - σ(a))),  db = du ⊙ a σ(a) */
-        for (int64_t i = i0; i < i1; i++) {
-            float z = ap[i], sz = ox_nn_sigmoidf(z);
-            if (gap)
+        /* da = du ⊙ b ⊙ σ(a) (1 + a (1 - σ(a))),  db = du ⊙ a σ(a); branch-free inner loops */
+        if (gap && gbp)
+            for (int64_t i = i0; i < i1; i++) {
+                float z = ap[i], sz = ox_nn_sigmoidf(z);
                 gap[i] += du[i] * bp[i] * sz * (1.0f + z * (1.0f - sz));
-            if (gbp)
                 gbp[i] += du[i] * z * sz;
-        }
+            }
+        else if (gap)
+            for (int64_t i = i0; i < i1; i++) {
+                float z = ap[i], sz = ox_nn_sigmoidf(z);
+                gap[i] += du[i] * bp[i] * sz * (1.0f + z * (1.0f - sz));
+            }
+        else
+            for (int64_t i = i0; i < i1; i++) {
+                float z = ap[i];
+                gbp[i] += du[i] * z * ox_nn_sigmoidf(z);
+            }
     }
     return OX_OK;
 }
