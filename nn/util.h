@@ -1,5 +1,6 @@
 /* util.h - small helpers shared by the nn/ modules: folding a tensor's leading axes into one row axis,
- * a vectorisable dot product, the silu function, and building parameter names "prefix.suffix".
+ * vectorisable dot products, a vectorisable exp and sigmoid, thread-count choice, and building parameter
+ * names "prefix.suffix".
  *
  *   int64_t rows, rs, cs;
  *   if (ox_nn_fold_rows(x, &rows, &rs, &cs) && cs == 1) ...   // x[..., n] is `rows` rows of n floats,
