@@ -4,9 +4,11 @@
  *     y_0 = x_0,  y_r = y_{r-1} + x_r                      (along the axis, in float, in this order)
  *     dx_r += sum_{s >= r} dy_s                           (the reverse cumulative sum of dy)
  *
- * Kernels: a scan is sequential along its axis, so the work is split over independent lines: for the
- * last axis (inner == 1) each of the outer rows is one scan; otherwise a task scans a block of up to
- * KBLOCK adjacent lines together, row by row, the inner axis being the vectorised loop. Every line uses
+ * Kernels: a scan is sequential along its axis, so the work is split over independent lines. For the
+ * last axis (inner == 1) a task scans RBLOCK rows side by side, one element of each row per step, so
+ * that RBLOCK independent add chains hide the add latency (one row alone runs at one add latency per
+ * element). Otherwise a task scans a block of up to KBLOCK adjacent lines together, row by row, the
+ * inner axis being the vectorised loop. Every line uses
  * the same additions in the same order whatever the layout or thread count, so results are
  * bit-identical for any number of threads. Threads (OpenMP) are used when x has at least
  * OX_PARALLEL_MIN elements. A non-contiguous input is copied first (scratch). */
@@ -16,9 +18,11 @@
 #include <string.h>
 
 #define KBLOCK 256      /* lines scanned together: the backward accumulator row lives on the stack */
+#define RBLOCK 8        /* last-axis rows scanned side by side */
 
 struct scan {
-    int64_t outer, n, inner, nk;
+    int64_t outer, n, inner;
+    int64_t nk, tasks;      /* inner blocks (inner > 1); tasks: row blocks (inner == 1) or outer * nk */
     const float *src;       /* forward: x; backward: dy */
     float *dst;             /* forward: y; backward: the gradient of x (accumulated) */
 };
@@ -27,13 +31,24 @@ static void scan_forward(const struct scan *s, int64_t t)
 {
     int64_t n = s->n, inner = s->inner;
     if (inner == 1) {
-        const float *x = s->src + t * n;
-        float *y = s->dst + t * n;
-        float acc = x[0];
-        y[0] = acc;
-        for (int64_t r = 1; r < n; r++) {
-            acc += x[r];
-            y[r] = acc;
+        int64_t o0 = t * RBLOCK, nr = s->outer - o0 < RBLOCK ? s->outer - o0 : RBLOCK;
+        const float *x = s->src + o0 * n;
+        float *y = s->dst + o0 * n;
+        float acc[RBLOCK];
+        for (int64_t b = 0; b < nr; b++)
+            y[b * n] = acc[b] = x[b * n];
+        if (nr == RBLOCK) {
+            for (int64_t r = 1; r < n; r++)
+                for (int b = 0; b < RBLOCK; b++) {
+                    acc[b] += x[b * n + r];
+                    y[b * n + r] = acc[b];
+                }
+        } else {
+            for (int64_t b = 0; b < nr; b++)
+                for (int64_t r = 1; r < n; r++) {
+                    acc[b] += x[b * n + r];
+                    y[b * n + r] = acc[b];
+                }
         }
         return;
     }
@@ -56,13 +71,26 @@ static void scan_backward(const struct scan *s, int64_t t)
 {
     int64_t n = s->n, inner = s->inner;
     if (inner == 1) {
-        const float *dy = s->src + t * n;
-        float *g = s->dst + t * n;
-        float acc = dy[n - 1];
-        g[n - 1] += acc;
-        for (int64_t r = n - 2; r >= 0; r--) {
-            acc += dy[r];
-            g[r] += acc;
+        int64_t o0 = t * RBLOCK, nr = s->outer - o0 < RBLOCK ? s->outer - o0 : RBLOCK;
+        const float *dy = s->src + o0 * n;
+        float *g = s->dst + o0 * n;
+        float acc[RBLOCK];
+        for (int64_t b = 0; b < nr; b++) {
+            acc[b] = dy[b * n + n - 1];
+            g[b * n + n - 1] += acc[b];
+        }
+        if (nr == RBLOCK) {
+            for (int64_t r = n - 2; r >= 0; r--)
+                for (int b = 0; b < RBLOCK; b++) {
+                    acc[b] += dy[b * n + r];
+                    g[b * n + r] += acc[b];
+                }
+        } else {
+            for (int64_t b = 0; b < nr; b++)
+                for (int64_t r = n - 2; r >= 0; r--) {
+                    acc[b] += dy[b * n + r];
+                    g[b * n + r] += acc[b];
+                }
         }
         return;
     }
@@ -86,7 +114,7 @@ static void scan_backward(const struct scan *s, int64_t t)
 
 static void run(const struct scan *s, int backward, int n_threads)
 {
-    int64_t tasks = s->outer * s->nk;
+    int64_t tasks = s->tasks;
     if (n_threads > 1 && tasks > 1 && s->outer * s->n * s->inner >= OX_PARALLEL_MIN) {
 #pragma omp parallel for num_threads(n_threads) schedule(static)
         for (int64_t t = 0; t < tasks; t++) {
@@ -107,12 +135,13 @@ static void run(const struct scan *s, int backward, int n_threads)
 
 static struct scan make_scan(const ox_tensor *x, int axis, const float *src, float *dst)
 {
-    struct scan s = { 1, x->shape[axis], 1, 1, src, dst };
+    struct scan s = { 1, x->shape[axis], 1, 1, 0, src, dst };
     for (int d = 0; d < axis; d++)
         s.outer *= x->shape[d];
     for (int d = axis + 1; d < x->ndim; d++)
         s.inner *= x->shape[d];
     s.nk = s.inner == 1 ? 1 : (s.inner + KBLOCK - 1) / KBLOCK;
+    s.tasks = s.inner == 1 ? (s.outer + RBLOCK - 1) / RBLOCK : s.outer * s.nk;
     return s;
 }
 

@@ -162,6 +162,13 @@ Test(reduce, forward_every_op_axis_and_layout)
                     check_reduction(ctx, names[i], xs[i], op, axis, keepdim, 0);
             check_reduction(ctx, names[i], xs[i], op, 0, 0, 1);
         }
+    /* max of an input that requires a gradient runs the argmax kernels: same values */
+    for (int i = 5; i < nx; i++) {
+        cr_assert_eq(ox_tensor_require_grad(ctx, xs[i]), OX_OK);
+        for (int axis = 0; axis < xs[i]->ndim; axis++)
+            check_reduction(ctx, names[i], xs[i], OP_MAX, axis, 0, 0);
+        check_reduction(ctx, names[i], xs[i], OP_MAX, 0, 0, 1);
+    }
     ox_ctx_free(ctx);
 }
 
