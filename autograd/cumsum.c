@@ -18,8 +18,8 @@
 #include <string.h>
 
 #define KBLOCK 256      /* lines scanned together: the backward accumulator row lives on the stack */
-#define RBLOCK 4        /* last-axis rows scanned side by side; not 8: rows of a power-of-two length map to the
-                         * same L1 sets, and 8 rows of 2 arrays overflow an 8-way L1 (backward 5x slower) */
+#define RBLOCK 4        /* last-axis rows scanned side by side (not 8: rows of a power-of-two length
+                         * share L1 sets, and 8 rows x 2 arrays overflow an 8-way L1: backward 5x slower) */
 
 struct scan {
     int64_t outer, n, inner;
