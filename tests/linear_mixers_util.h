@@ -286,11 +286,18 @@ static inline void lm_compare(const lm_case *c, const lm_result *x, const lm_res
         { "dv", x->gv, ref->gv, rows * c->dv, tol_grad },     { "dbeta", x->gbeta, ref->gbeta, rows, tol_grad },
         { "da", x->ga, ref->ga, rows, tol_grad },             { "ds0", x->gs0, ref->gs0, st, tol_grad },
     };
+    double worst_out = 0, worst_grad = 0;
     for (size_t i = 0; i < sizeof cmp / sizeof cmp[0]; i++) {
         const double e = rel_err(cmp[i].a, cmp[i].b, cmp[i].n);
+        if (i < 2)
+            worst_out = fmax(worst_out, e);
+        else
+            worst_grad = fmax(worst_grad, e);
         cr_assert(e <= cmp[i].tol, "%s: T=%lld dk=%lld dv=%lld: rel(%s) = %.3g > %.1g", what, (long long)c->T,
                   (long long)c->dk, (long long)c->dv, cmp[i].name, e, cmp[i].tol);
     }
+    cr_log_info("%s: T=%lld dk=%lld dv=%lld: worst rel outputs %.2g, gradients %.2g", what, (long long)c->T,
+                (long long)c->dk, (long long)c->dv, worst_out, worst_grad);
 }
 
 /* ---- test bodies shared by the SSD and GDN suites -------------------------------------------------- */
