@@ -127,11 +127,27 @@ static inline void lm_result_free(lm_result *r)
 
 /* ---- double-precision sequential oracle (test-only) ------------------------------------------------ */
 
-/* Forward and backward of the recurrence for every (b, h), all states kept (T + 1 of them). */
-static inline lm_result lm_oracle(const lm_case *c)
+/* The operands in double: in[0..5] = q, k, v, beta, a, s0 (shapes of lm_case); seeds dy, ds. */
+typedef struct lm_dcase {
+    int kind;
+    int64_t B, T, H, dk, dv;
+    double *in[6];
+    double *dy, *ds;
+} lm_dcase;
+
+static inline int64_t lm_numel(const lm_dcase *c, int i)
 {
-    lm_result res = lm_result_alloc(c);
+    const int64_t rows = c->B * c->T * c->H;
+    const int64_t n[6] = { rows * c->dk, rows * c->dk, rows * c->dv, rows, rows, c->B * c->H * c->dv * c->dk };
+    return n[i];
+}
+
+/* Forward (y [B,T,H,dv], s [B,H,dv,dk]) and, if g is not NULL, backward from the seeds into g[0..5] (input
+ * shapes), for every (b, h), with all T + 1 states kept. GDN: MODELS.md 5.2 / 5.3; SSD: 6.2 / 6.3. */
+static inline void lm_oracle_d(const lm_dcase *c, double *y, double *s, double *const *g)
+{
     const int64_t B = c->B, T = c->T, H = c->H, dk = c->dk, dv = c->dv, M = dv * dk;
+    const double *Q = c->in[0], *K = c->in[1], *V = c->in[2], *BE = c->in[3], *A = c->in[4], *S0 = c->in[5];
     double *S = calloc((size_t)((T + 1) * M), sizeof(double)), *dS = calloc((size_t)M, sizeof(double));
     double *e = calloc((size_t)dv, sizeof(double)), *du = calloc((size_t)dv, sizeof(double));
     cr_assert(S && dS && e && du);
@@ -139,11 +155,11 @@ static inline lm_result lm_oracle(const lm_case *c)
         for (int64_t h = 0; h < H; h++) {
             const int64_t bh = b * H + h;
             for (int64_t m = 0; m < M; m++)
-                S[m] = c->s0[bh * M + m];
+                S[m] = S0[bh * M + m];
             for (int64_t t = 0; t < T; t++) {
                 const int64_t row = (b * T + t) * H + h;
-                const float *q = c->q + row * dk, *k = c->k + row * dk, *v = c->v + row * dv;
-                const double al = exp((double)c->a[row]), be = c->beta[row];
+                const double *q = Q + row * dk, *k = K + row * dk, *v = V + row * dv;
+                const double al = exp(A[row]), be = BE[row];
                 double *Sp = S + t * M, *Sn = S + (t + 1) * M;
                 for (int64_t i = 0; i < dv; i++) {
                     double sk = 0;
@@ -156,27 +172,28 @@ static inline lm_result lm_oracle(const lm_case *c)
                         Sn[i * dk + j] = al * Sp[i * dk + j] + u * k[j];
                         o += Sn[i * dk + j] * q[j];
                     }
-                    res.y[row * dv + i] = (float)o;
+                    y[row * dv + i] = o;
                 }
             }
             for (int64_t m = 0; m < M; m++) {
-                res.s[bh * M + m] = (float)S[T * M + m];
+                s[bh * M + m] = S[T * M + m];
                 dS[m] = c->ds[bh * M + m];
             }
+            if (!g)
+                continue;
             for (int64_t t = T - 1; t >= 0; t--) {
                 const int64_t row = (b * T + t) * H + h;
-                const float *q = c->q + row * dk, *k = c->k + row * dk, *v = c->v + row * dv;
-                const float *dy = c->dy + row * dv;
-                const double al = exp((double)c->a[row]), be = c->beta[row];
+                const double *q = Q + row * dk, *k = K + row * dk, *v = V + row * dv, *dy = c->dy + row * dv;
+                const double al = exp(A[row]), be = BE[row];
                 const double *Sp = S + t * M, *Sn = S + (t + 1) * M;
                 for (int64_t i = 0; i < dv; i++)
                     for (int64_t j = 0; j < dk; j++)
-                        dS[i * dk + j] += (double)dy[i] * q[j];
+                        dS[i * dk + j] += dy[i] * q[j];
                 for (int64_t j = 0; j < dk; j++) {
-                    double s = 0;
+                    double acc = 0;
                     for (int64_t i = 0; i < dv; i++)
-                        s += Sn[i * dk + j] * dy[i];
-                    res.gq[row * dk + j] = (float)s;
+                        acc += Sn[i * dk + j] * dy[i];
+                    g[0][row * dk + j] = acc;
                 }
                 double da = 0, dbe = 0;
                 if (c->kind == LM_GDN) {
@@ -190,13 +207,13 @@ static inline lm_result lm_oracle(const lm_case *c)
                         e[i] = v[i] - sk;
                         du[i] = dsk;
                         dbe += du[i] * e[i];
-                        res.gv[row * dv + i] = (float)(be * du[i]);
+                        g[2][row * dv + i] = be * du[i];
                     }
                     for (int64_t j = 0; j < dk; j++) {
-                        double s = 0;
+                        double acc = 0;
                         for (int64_t i = 0; i < dv; i++)
-                            s += dS[i * dk + j] * be * e[i] - be * al * Sp[i * dk + j] * du[i];
-                        res.gk[row * dk + j] = (float)s;
+                            acc += dS[i * dk + j] * be * e[i] - be * al * Sp[i * dk + j] * du[i];
+                        g[1][row * dk + j] = acc;
                     }
                     for (int64_t i = 0; i < dv; i++)
                         for (int64_t j = 0; j < dk; j++) {
@@ -210,31 +227,130 @@ static inline lm_result lm_oracle(const lm_case *c)
                         double dhb = 0;
                         for (int64_t j = 0; j < dk; j++)
                             dhb += dS[i * dk + j] * k[j];
-                        res.gv[row * dv + i] = (float)(be * dhb);
+                        g[2][row * dv + i] = be * dhb;
                         dbe += v[i] * dhb;
                     }
                     for (int64_t j = 0; j < dk; j++) {
-                        double s = 0;
+                        double acc = 0;
                         for (int64_t i = 0; i < dv; i++)
-                            s += be * dS[i * dk + j] * v[i];
-                        res.gk[row * dk + j] = (float)s;
+                            acc += be * dS[i * dk + j] * v[i];
+                        g[1][row * dk + j] = acc;
                     }
                     for (int64_t m = 0; m < M; m++) {
                         da += dS[m] * al * Sp[m];
                         dS[m] *= al;
                     }
                 }
-                res.gbeta[row] = (float)dbe;
-                res.ga[row] = (float)da;
+                g[3][row] = dbe;
+                g[4][row] = da;
             }
             for (int64_t m = 0; m < M; m++)
-                res.gs0[bh * M + m] = (float)dS[m];
+                g[5][bh * M + m] = dS[m];
         }
     free(S);
     free(dS);
     free(e);
     free(du);
+}
+
+static inline double *lm_dup_d(const float *x, int64_t n)
+{
+    double *d = calloc((size_t)n, sizeof(double));
+    cr_assert_not_null(d);
+    for (int64_t i = 0; i < n; i++)
+        d[i] = x[i];
+    return d;
+}
+
+static inline lm_dcase lm_to_double(const lm_case *c)
+{
+    lm_dcase d = { c->kind, c->B, c->T, c->H, c->dk, c->dv, { NULL }, NULL, NULL };
+    const float *src[6] = { c->q, c->k, c->v, c->beta, c->a, c->s0 };
+    for (int i = 0; i < 6; i++)
+        d.in[i] = lm_dup_d(src[i], lm_numel(&d, i));
+    d.dy = lm_dup_d(c->dy, c->B * c->T * c->H * c->dv);
+    d.ds = lm_dup_d(c->ds, c->B * c->H * c->dv * c->dk);
+    return d;
+}
+
+static inline void lm_dcase_free(lm_dcase *d)
+{
+    for (int i = 0; i < 6; i++)
+        free(d->in[i]);
+    free(d->dy);
+    free(d->ds);
+}
+
+/* The oracle's outputs and gradients rounded to float, for comparison with the library. */
+static inline lm_result lm_oracle(const lm_case *c)
+{
+    lm_dcase d = lm_to_double(c);
+    lm_result res = lm_result_alloc(c);
+    const int64_t ny = c->B * c->T * c->H * c->dv, ns = c->B * c->H * c->dv * c->dk;
+    double *y = calloc((size_t)ny, sizeof(double)), *s = calloc((size_t)ns, sizeof(double)), *g[6];
+    for (int i = 0; i < 6; i++)
+        g[i] = calloc((size_t)lm_numel(&d, i), sizeof(double));
+    lm_oracle_d(&d, y, s, g);
+    float *dst[6] = { res.gq, res.gk, res.gv, res.gbeta, res.ga, res.gs0 };
+    for (int64_t i = 0; i < ny; i++)
+        res.y[i] = (float)y[i];
+    for (int64_t i = 0; i < ns; i++)
+        res.s[i] = (float)s[i];
+    for (int i = 0; i < 6; i++) {
+        for (int64_t j = 0; j < lm_numel(&d, i); j++)
+            dst[i][j] = (float)g[i][j];
+        free(g[i]);
+    }
+    free(y);
+    free(s);
+    lm_dcase_free(&d);
     return res;
+}
+
+/* MODELS.md 11 item 8: the fp64 oracle's backward against central differences of its own forward, step
+ * 1e-6, loss sum(dy * y) + sum(ds * s_final): rel <= 1e-6 per gradient tensor (truncation error ~h^2 = 1e-12
+ * and rounding ~1e-16 |L| / h ~ 1e-10 relative; a wrong term is of order one). */
+static inline void lm_oracle_fd(int kind)
+{
+    lm_case c = lm_make(kind, 1, 70, 2, 4, 3, 0, 21);
+    lm_dcase d = lm_to_double(&c);
+    const int64_t ny = c.B * c.T * c.H * c.dv, ns = c.B * c.H * c.dv * c.dk;
+    double *y = calloc((size_t)ny, sizeof(double)), *s = calloc((size_t)ns, sizeof(double)), *g[6];
+    for (int i = 0; i < 6; i++)
+        g[i] = calloc((size_t)lm_numel(&d, i), sizeof(double));
+    lm_oracle_d(&d, y, s, g);
+    const double h = 1e-6;
+    for (int i = 0; i < 6; i++) {
+        const int64_t n = lm_numel(&d, i);
+        double num = 0, den = 0;
+        for (int64_t j = 0; j < n; j++) {
+            double L[2];
+            const double x0 = d.in[i][j];
+            for (int side = 0; side < 2; side++) {
+                d.in[i][j] = x0 + (side ? -h : h);
+                lm_oracle_d(&d, y, s, NULL);
+                double acc = 0;
+                for (int64_t m = 0; m < ny; m++)
+                    acc += d.dy[m] * y[m];
+                for (int64_t m = 0; m < ns; m++)
+                    acc += d.ds[m] * s[m];
+                L[side] = acc;
+            }
+            d.in[i][j] = x0;
+            const double fd = (L[0] - L[1]) / (2 * h);
+            num = fmax(num, fabs(fd - g[i][j]));
+            den = fmax(den, fabs(fd));
+        }
+        cr_assert(den > 1e-3, "input %d: finite differences vanish (%g)", i, den);
+        cr_assert(num / den <= 1e-6, "input %d: oracle gradient vs finite differences rel = %.3g", i, num / den);
+        cr_log_info("oracle fd: input %d rel %.2g", i, num / den);
+    }
+    for (int i = 0; i < 6; i++)
+        free(g[i]);
+    free(y);
+    free(s);
+    lm_dcase_free(&d);
+    lm_case_free(&c);
 }
 
 /* ---- running the library op ---------------------------------------------------------------------------- */

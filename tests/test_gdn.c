@@ -53,6 +53,11 @@ Test(gdn, threads_bit_identical)
     lm_threads_bit_identical(LM_GDN, ox_nn_gdn);
 }
 
+Test(gdn, fp64_oracle_matches_finite_differences)
+{
+    lm_oracle_fd(LM_GDN);
+}
+
 /* ---- l2norm ---- */
 
 /* Forward against a double-precision loop on a transposed (non-contiguous) input: rel <= 1e-6 per row

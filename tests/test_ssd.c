@@ -44,3 +44,8 @@ Test(ssd, threads_bit_identical)
 {
     lm_threads_bit_identical(LM_SSD, ox_nn_ssd);
 }
+
+Test(ssd, fp64_oracle_matches_finite_differences)
+{
+    lm_oracle_fd(LM_SSD);
+}
