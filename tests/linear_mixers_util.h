@@ -438,7 +438,7 @@ static inline void lm_check_case(lm_op fast, lm_op ref, const lm_case *c)
     ox_ctx_free(ctx);
 }
 
-/* T in {1, 37, 63, 64, 65, 200}, H = 2, dk = dv = 16, plus dk = 16, dv = 32. */
+/* T in {1, 37, 63, 64, 65, 200}, H = 2, dk = dv = 16, plus dk = 16, dv = 32 and dk = 5, dv = 3. */
 static inline void lm_check_all(int kind, lm_op fast, lm_op ref, int stress)
 {
     const int64_t Ts[] = { 1, 37, 63, 64, 65, 200 };
@@ -452,6 +452,10 @@ static inline void lm_check_all(int kind, lm_op fast, lm_op ref, int stress)
     lm_case c = lm_make(kind, 1, test_small() ? 70 : 130, 2, 16, 32, stress, 7);
     lm_check_case(fast, ref, &c);
     lm_case_free(&c);
+    /* awkward sizes: dk, dv not multiples of the vector width, three heads */
+    lm_case c2 = lm_make(kind, 1, 70, 3, 5, 3, stress, 8);
+    lm_check_case(fast, ref, &c2);
+    lm_case_free(&c2);
 }
 
 /* (d) gradcheck with non-contiguous inputs made inside f: q as a transposed [B, H, T, dk] leaf, k as a
@@ -658,6 +662,34 @@ static inline void lm_bad_shapes(lm_op op, lm_step_fn step)
     cr_assert_eq(step(ctx, sq_t, sq, sv, sb, sb, s0, sv), OX_ERR_ARG);
     ox_ctx_clear_error(ctx);
     assert_ok(ctx, step(ctx, sq, sq, sv, sb, sb, s0, sv));
+    ox_ctx_free(ctx);
+}
+
+/* s0 = NULL behaves as a zero initial state, in the forward and in the gradients of the other inputs
+ * (same code path after loading the state: bit-identical). */
+static inline void lm_null_state(int kind, lm_op op)
+{
+    lm_case c = lm_make(kind, 1, 70, 2, 8, 8, 0, 15);
+    memset(c.s0, 0, sizeof(float) * (size_t)(c.B * c.H * c.dv * c.dk));
+    ox_ctx *ctx = test_ctx();
+    lm_result r0 = lm_run(ctx, op, &c);
+    ox_ctx_reset(ctx);
+    const int64_t B = c.B, T = c.T, H = c.H, dk = c.dk, dv = c.dv;
+    ox_tensor *in[5] = { lm_leaf(ctx, c.q, OX_DIMS(B, T, H, dk)), lm_leaf(ctx, c.k, OX_DIMS(B, T, H, dk)),
+                         lm_leaf(ctx, c.v, OX_DIMS(B, T, H, dv)), lm_leaf(ctx, c.beta, OX_DIMS(B, T, H)),
+                         lm_leaf(ctx, c.a, OX_DIMS(B, T, H)) };
+    ox_tensor *y = NULL, *s = NULL;
+    assert_ok(ctx, op(ctx, in[0], in[1], in[2], in[3], in[4], NULL, &y, &s));
+    ox_tensor *gs = ox_ag_grad(ctx, s);
+    memcpy(ox_tensor_f32(gs), c.ds, sizeof(float) * (size_t)ox_tensor_numel(gs));
+    assert_ok(ctx, ox_ag_backward_seeded(ctx, y, ox_tensor_from_buffer(ctx, OX_F32, OX_DIMS(B, T, H, dv), c.dy)));
+    const float *want[5] = { r0.gq, r0.gk, r0.gv, r0.gbeta, r0.ga };
+    cr_assert(rel_err(ox_tensor_f32(y), r0.y, B * T * H * dv) == 0);
+    cr_assert(rel_err(ox_tensor_f32(s), r0.s, B * H * dv * dk) == 0);
+    for (int i = 0; i < 5; i++)
+        cr_assert(rel_err(ox_tensor_f32(in[i]->grad), want[i], ox_tensor_numel(in[i])) == 0, "input %d", i);
+    lm_result_free(&r0);
+    lm_case_free(&c);
     ox_ctx_free(ctx);
 }
 

@@ -58,6 +58,11 @@ Test(gdn, fp64_oracle_matches_finite_differences)
     lm_oracle_fd(LM_GDN);
 }
 
+Test(gdn, null_initial_state_is_zero)
+{
+    lm_null_state(LM_GDN, ox_nn_gdn);
+}
+
 /* ---- l2norm ---- */
 
 /* Forward against a double-precision loop on a transposed (non-contiguous) input: rel <= 1e-6 per row
