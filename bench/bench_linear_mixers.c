@@ -46,10 +46,10 @@ static double fast_flops(int gdn, double B, double T, double H, double dk, doubl
     double rec = 2 * n * n * dk;                                                   /* QK^T again */
     double bwd = 4 * 2 * n * dk * dv + 2 * 2 * n * n * dv + 2 * 2 * n * n * dk;   /* B9, B8, B7 */
     if (gdn) {
-        const double extra = 2 * n * n * dk + n * n * (dk + dv) + 2 * n * dk * dv;  /* KK^T, solve, W S0^T */
+        const double extra = 2 * n * n * dk + n * n * dv + 2 * n * dk * dv;   /* KK^T, solve, Bk S0^T */
         fwd += extra;
         rec += extra;
-        bwd += 2 * 2 * n * dk * dv + n * n * (dk + dv) + 2 * n * n * (dk + dv) + 2 * 2 * n * n * dk;
+        bwd += n * n * dv + 2 * n * n * dv + 2 * 2 * n * dk * dv + 2 * 2 * n * n * dk;   /* solve, dA, dBk, dS0, dG K */
     }
     return chunks * (fwd + rec + bwd);
 }

@@ -27,7 +27,7 @@ typedef struct chunk_ws {
     float *g, *gam, *eta;          /* [Lc] F1 */
     float *Gam, *QK, *P;           /* [Lc, Lc] F2, Q K^T, F7 */
     float *KK, *A;                 /* [Lc, Lc] K K^T and F3's A (GDN) */
-    float *X;                      /* [Lc, dv + dk]: [Ut | W] after the solve (GDN) */
+    float *Bk;                     /* [Lc, dk] diag(beta ⊙ gam) K (GDN) */
     float *U;                      /* [Lc, dv] F6 */
     float *Kd;                     /* [Lc, dk] diag(eta) K */
     float *S, *S2;                 /* [dv, dk] running state (forward) / dS1, dS0 (backward) */
@@ -37,18 +37,18 @@ typedef struct chunk_ws {
     float *dP, *dGam, *dA;         /* [Lc, Lc] */
     float *dU, *dV;                /* [Lc, dv] */
     float *dKd, *dQ, *dK;          /* [Lc, dk] */
-    float *dX;                     /* [Lc, dv + dk] */
-    float *dS1t, *Ut, *Xt;         /* [dk, dv] dS1^T, [dv, Lc] U^T, [dv + dk, Lc] [Ut | W]^T */
+    float *dBk;                    /* [Lc, dk] */
+    float *dS1t, *Ut;              /* [dk, dv] dS1^T, [dv, Lc] U^T */
     float *dg, *dbeta, *da;        /* [Lc] */
 } chunk_ws;
 
 static size_t ws_floats(int64_t dk, int64_t dv, int backward)
 {
-    size_t n = 3 * L + 5 * L * L + (size_t)L * (dv + dk) + (size_t)L * dv + (size_t)L * dk + 2 * (size_t)dv * dk
+    size_t n = 3 * L + 5 * L * L + (size_t)L * dk + (size_t)L * dv + (size_t)L * dk + 2 * (size_t)dv * dk
                + (size_t)dk * L + (size_t)dk * dv;
     if (backward)
         n += (size_t)L * dv + (size_t)L * dk + 3 * L * L + 2 * (size_t)L * dv + 3 * (size_t)L * dk
-             + (size_t)L * (dv + dk) + 3 * L + (size_t)dk * dv + (size_t)dv * L + (size_t)(dv + dk) * L;
+             + (size_t)L * dk + 3 * L + (size_t)dk * dv + (size_t)dv * L;
     return (n + 15) & ~(size_t)15;   /* keep every thread's block 64-byte aligned */
 }
 
@@ -57,7 +57,7 @@ static void ws_carve(chunk_ws *w, float *p, int64_t dk, int64_t dv, int backward
 #define TAKE(field, count) do { w->field = p; p += (count); } while (0)
     TAKE(g, L); TAKE(gam, L); TAKE(eta, L);
     TAKE(Gam, L * L); TAKE(QK, L * L); TAKE(P, L * L); TAKE(KK, L * L); TAKE(A, L * L);
-    TAKE(X, L * (dv + dk)); TAKE(U, L * dv); TAKE(Kd, L * dk);
+    TAKE(Bk, L * dk); TAKE(U, L * dv); TAKE(Kd, L * dk);
     TAKE(S, dv * dk); TAKE(S2, dv * dk);
     TAKE(Kt, dk * L); TAKE(S0t, dk * dv);
     if (backward) {
@@ -65,8 +65,8 @@ static void ws_carve(chunk_ws *w, float *p, int64_t dk, int64_t dv, int backward
         TAKE(dP, L * L); TAKE(dGam, L * L); TAKE(dA, L * L);
         TAKE(dU, L * dv); TAKE(dV, L * dv);
         TAKE(dKd, L * dk); TAKE(dQ, L * dk); TAKE(dK, L * dk);
-        TAKE(dX, L * (dv + dk));
-        TAKE(dS1t, dk * dv); TAKE(Ut, dv * L); TAKE(Xt, (dv + dk) * L);
+        TAKE(dBk, L * dk);
+        TAKE(dS1t, dk * dv); TAKE(Ut, dv * L);
         TAKE(dg, L); TAKE(dbeta, L); TAKE(da, L);
     }
 #undef TAKE
@@ -96,7 +96,7 @@ static void transpose(const float *src, int64_t rows, int64_t cols, int64_t rs, 
 /* F1-F7 and U: everything that depends on the chunk's inputs and S0 but not on the outputs. */
 static void chunk_prepare(const chunk_in *c, ox_chunk_kind kind, const float *S0, chunk_ws *w)
 {
-    const int64_t n = c->n, dk = c->dk, dv = c->dv, ldx = dv + dk;
+    const int64_t n = c->n, dk = c->dk, dv = c->dv;
     /* F1: chunk-local cumulative log-decay (restarts every chunk, so |g| error stays small) */
     float acc = 0;
     for (int64_t r = 0; r < n; r++) {
@@ -138,21 +138,20 @@ static void chunk_prepare(const chunk_in *c, ox_chunk_kind kind, const float *S0
         for (int64_t i = 0; i < r; i++)
             w->A[r * L + i] = br * w->KK[r * L + i] * w->Gam[r * L + i];
     }
-    /* F4-F5: solve (I + A) [Ut | W] = [diag(beta) V | diag(beta ⊙ gam) K] by the unit lower solve */
+    /* F4-F6: U = Ut - W S0^T with [Ut | W] = Tm [Bv | Bk], Bv = diag(beta) V, Bk = diag(beta ⊙ gam) K.
+     * Tm is linear, so U = Tm (Bv - Bk S0^T): one unit lower solve of (I + A) U = Bv - Bk S0^T with dv
+     * right-hand sides instead of dv + dk (same result, half the solve; Tm is never formed). */
     for (int64_t r = 0; r < n; r++) {
         const float br = c->beta[r * c->rb], bg = br * w->gam[r];
         const float *vr = c->v + r * c->rv, *kr = c->k + r * c->rk;
-        float *xr = w->X + r * ldx;
+        float *ur = w->U + r * dv, *bkr = w->Bk + r * dk;
         for (int64_t j = 0; j < dv; j++)
-            xr[j] = br * vr[j];
+            ur[j] = br * vr[j];
         for (int64_t j = 0; j < dk; j++)
-            xr[dv + j] = bg * kr[j];
+            bkr[j] = bg * kr[j];
     }
-    ox_strsm_unit_lower(1, 0, n, ldx, w->A, L, 1, w->X, ldx, 1);
-    /* F6: U = Ut - W S0^T */
-    for (int64_t r = 0; r < n; r++)
-        memcpy(w->U + r * dv, w->X + r * ldx, sizeof(float) * (size_t)dv);
-    ox_sgemm(1, n, dv, dk, -1.0f, w->X + dv, ldx, 1, w->S0t, dv, 1, 1.0f, w->U, dv, 1);
+    ox_sgemm(1, n, dv, dk, -1.0f, w->Bk, dk, 1, w->S0t, dv, 1, 1.0f, w->U, dv, 1);
+    ox_strsm_unit_lower(1, 0, n, dv, w->A, L, 1, w->U, dv, 1);
 }
 
 /* F8: O = diag(gam) Q S0^T + P U, written to rows of o (row stride ro). Uses S0^T from chunk_prepare. */
@@ -190,7 +189,7 @@ static void chunk_state(const chunk_in *c, chunk_ws *w, float *S)
 static void chunk_backward(const chunk_in *c, ox_chunk_kind kind, const float *S0, const float *dO,
                            int64_t rdo, chunk_ws *w)
 {
-    const int64_t n = c->n, dk = c->dk, dv = c->dv, ldx = dv + dk;
+    const int64_t n = c->n, dk = c->dk, dv = c->dv;
     const float *dS1 = w->S;
     float *dS0 = w->S2, *dg = w->dg;
     chunk_prepare(c, kind, S0, w);
@@ -229,6 +228,7 @@ static void chunk_backward(const chunk_in *c, ox_chunk_kind kind, const float *S
         dg[r] -= t;
     }
 
+    transpose(w->U, n, dv, dv, w->Ut, L);   /* U^T for dP (B8) and dA (B4) */
     if (dO) {
         /* B8 (outputs): dQ += diag(gam) dO S0; dS0 += (diag(gam) dO)^T Q; dg_r += gam_r dO_r . (S0 q_r);
          * dP = (dO U^T) on i <= r; dU += P^T dO */
@@ -243,7 +243,6 @@ static void chunk_backward(const chunk_in *c, ox_chunk_kind kind, const float *S
                 dog[j] = gr * dor[j];
         }
         ox_sgemm(1, dv, dk, n, 1.0f, w->dOg, 1, dv, c->q, c->rq, 1, 1.0f, dS0, dk, 1);
-        transpose(w->U, n, dv, dv, w->Ut, L);
         ox_sgemm(1, n, n, dv, 1.0f, dO, rdo, 1, w->Ut, L, 1, 0.0f, w->dP, L, 1);
         ox_sgemm(1, n, dv, n, 1.0f, w->P, 1, L, dO, rdo, 1, 1.0f, w->dU, dv, 1);
         /* B7: dGam = dP ⊙ (Q K^T); dP ⊙ Gam -> dQ += (.) K, dK += (.)^T Q (upper part zeroed = the mask) */
@@ -270,20 +269,20 @@ static void chunk_backward(const chunk_in *c, ox_chunk_kind kind, const float *S
             w->dbeta[r] += dotf(dur, vr, dv);
         }
     } else {
-        /* B6: dUt = dU; dW = -dU S0; dS0 -= dU^T W */
-        for (int64_t r = 0; r < n; r++)
-            memcpy(w->dX + r * ldx, w->dU + r * dv, sizeof(float) * (size_t)dv);
-        ox_sgemm(1, n, dk, dv, -1.0f, w->dU, dv, 1, S0, dk, 1, 0.0f, w->dX + dv, ldx, 1);
-        ox_sgemm(1, dv, dk, n, -1.0f, w->dU, 1, dv, w->X + dv, ldx, 1, 1.0f, dS0, dk, 1);
-        /* B5: [dBv | dBk] = Tm^T [dUt | dW], solved with (I + A)^T (never forming Tm) */
-        ox_strsm_unit_lower(1, 1, n, ldx, w->A, L, 1, w->dX, ldx, 1);
-        /* B4: dA = strictly_lower(-Tm^T dTm Tm^T) with dTm = [dUt | dW] [Bv | Bk]^T
-         *        = -[dBv | dBk] [Ut | W]^T  (the solve's own backward) */
-        transpose(w->X, n, ldx, ldx, w->Xt, L);
-        ox_sgemm(1, n, n, ldx, -1.0f, w->dX, ldx, 1, w->Xt, L, 1, 0.0f, w->dA, L, 1);
+        /* B6-B4 for U = Tm R, R = Bv - Bk S0^T (chunk_prepare). With dR = Tm^T dU (the transposed solve):
+         *   B6/B5: [dBv | dBk] = Tm^T [dU | -dU S0] = [dR | -dR S0];  dS0 -= dU^T W = dR^T Bk
+         *   B4:    dA = strictly_lower(-[dBv | dBk] [Ut | W]^T) = strictly_lower(-dR U^T)
+         * (the same values as MODELS.md 5.5's B6-B4, with half the solve). dR overwrites dU. */
+        float *dR = w->dU;
+        ox_strsm_unit_lower(1, 1, n, dv, w->A, L, 1, dR, dv, 1);
+        ox_sgemm(1, n, n, dv, -1.0f, dR, dv, 1, w->Ut, L, 1, 0.0f, w->dA, L, 1);
+        ox_sgemm(1, n, dk, dv, -1.0f, dR, dv, 1, S0, dk, 1, 0.0f, w->dBk, dk, 1);
+        ox_sgemm(1, dv, dk, n, -1.0f, dR, 1, dv, w->Bk, dk, 1, 1.0f, dS0, dk, 1);
+        /* B5: dV += diag(beta) dBv; dbeta_r += dBv_r . V_r + gam_r (dBk_r . K_r); dK += diag(beta ⊙ gam) dBk;
+         * dg_r += beta_r gam_r (dBk_r . K_r) */
         for (int64_t r = 0; r < n; r++) {
             const float br = c->beta[r * c->rb], gr = w->gam[r];
-            const float *dbv = w->dX + r * ldx, *dbk = dbv + dv;
+            const float *dbv = dR + r * dv, *dbk = w->dBk + r * dk;
             const float *vr = c->v + r * c->rv, *kr = c->k + r * c->rk;
             float *dvr = w->dV + r * dv, *dkr = w->dK + r * dk;
             for (int64_t j = 0; j < dv; j++)

@@ -4,7 +4,8 @@
  * Both mixers run the same chunk of Lc = 64 tokens per (batch, head), with state S0 (dv x dk) before it:
  *     F1  g_r = sum_{i<=r} a_i,  gam_r = exp(g_r),  eta_r = exp(g_n - g_r)
  *     F2  Gam[r,i] = exp(g_r - g_i) (i <= r)                      (exponents of differences only)
- *     U   GDN: F3-F6 (A, the unit lower solve for [Ut | W], U = Ut - W S0^T);  SSD: U = diag(dt) X
+ *     U   GDN: F3-F6 (A; U = Ut - W S0^T, computed as the unit lower solve (I + A) U = Bv - Bk S0^T);
+ *         SSD: U = diag(dt) X
  *     F7  P = (Q K^T) ⊙ Gam
  *     F8  O = diag(gam) Q S0^T + P U
  *     F9  S1 = gam_n S0 + U^T diag(eta) K
