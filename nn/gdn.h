@@ -13,7 +13,7 @@
  * Cost (fast path, per (batch, head) and token, Lc = 64): about 2 (Lc (2 dk + 2 dv) + 3 dk dv) flops
  * forward (K K^T, Q K^T, the in-chunk solve, P U, W S0^T, Q S0^T, U^T K), roughly 3x that backward. Saved
  * for backward: the state at every chunk start, [B, H, ceil(T/64), dv, dk] floats, plus references to the
- * inputs; everything else (Gam, A, [Ut | W], U, P) is recomputed chunk by chunk.
+ * inputs; everything else (Gam, A, U, P) is recomputed chunk by chunk.
  *
  *   ox_tensor *o, *sT;
  *   if (ox_nn_gdn(ctx, q, k, v, beta, a, NULL, &o, &sT)) return ox_ctx_status(ctx);
