@@ -61,7 +61,7 @@ build-all: $(STATIC) $(SHARED) $(EXAMPLES) $(CLI)
 deps:
 	@sh scripts/deps.sh
 
-$(BUILD)/obj/%.o: %.c $(HEADERS)
+$(BUILD)/obj/%.o: %.c $(HEADERS) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

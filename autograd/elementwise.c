@@ -7,6 +7,7 @@
  * axes, and those updates run on one thread, in order, so sums never depend on thread timing. */
 #include "autograd/ops.h"
 #include "tensor/iter.h"
+#include "tensor/vmath.h"
 
 #include <math.h>
 

@@ -9,10 +9,8 @@
  *
  * The lane loops carry `omp simd` (a vectorisation hint, not a parallel region: each lane is still
  * one sequential accumulator) because gcc does not vectorise the compare-and-select loops of max
- * without it. expf is declared with the simd attribute so those loops call glibc's vector expf
- * (libmvec, pulled in by -lm; max error 1 ulp like the scalar one): about 10x faster on AVX2 than a
- * scalar call per element. The same element position always goes through the same variant, so results
- * stay bit-reproducible.
+ * without it. expf calls vectorise through tensor/vmath.h (glibc's libmvec): about 10x faster on AVX2 than a
+ * scalar call per element, and still bit-reproducible.
  *
  * Max follows IEEE max with NaN propagation: a NaN anywhere in the row makes the result NaN (as in
  * PyTorch), and argmax then points at the first NaN. Otherwise argmax is the FIRST maximal element.
@@ -26,11 +24,10 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "tensor/vmath.h"
+
 #define OX_LANES 16
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)
-float expf(float) __attribute__((simd("notinbranch")));
-#endif
 
 /* Fixed pairwise combination of the 16 lanes. */
 static inline float lanes_combine(float *acc)

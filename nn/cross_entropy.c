@@ -35,7 +35,7 @@ static ox_status ce_backward(ox_ctx *ctx, ox_ag_node *node)
         float *d = g + r * V, l = lse[r];
         /* dz = scale * (exp(z - lse) - onehot(y)) */
         for (int64_t v = 0; v < V; v++)
-            d[v] += scale * ox_nn_expf(z[v] - l);
+            d[v] += scale * expf(z[v] - l);
         d[y[r]] -= scale;
     }
     return OX_OK;
@@ -100,11 +100,11 @@ ox_tensor *ox_nn_cross_entropy(ox_ctx *ctx, ox_tensor *logits, const ox_tensor *
         int64_t v = 0;
         for (; v + 16 <= V; v += 16)
             for (int k = 0; k < 16; k++)
-                acc[k] += ox_nn_expf(z[v + k] - m);
+                acc[k] += expf(z[v + k] - m);
         for (int k = 0; k < 16; k++)
             sum += acc[k];
         for (; v < V; v++)
-            sum += ox_nn_expf(z[v] - m);
+            sum += expf(z[v] - m);
         float l = m + logf(sum);
         lse[r] = l;
         row_loss[r] = y[r] == ignore_index ? 0.0 : (double)l - (double)z[y[r]];

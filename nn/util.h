@@ -15,6 +15,7 @@
 #include "nn/param.h"
 #include "tensor/iter.h"
 #include "tensor/rng.h"
+#include "tensor/vmath.h"
 
 /* Longest parameter name the modules build ("layers.12.mixer.k_conv.weight" is 29 characters). */
 #define OX_NN_NAME_MAX 256
@@ -71,46 +72,8 @@ static inline float ox_nn_dot3(const float *a, const float *b, const float *c, i
  * depend on the thread count. */
 #define OX_NN_ROW_BLOCK 32
 
-/* e^x in float, written with arithmetic only so that loops calling it vectorise (a libm expf call, or
- * floorf/fmaxf under the default -ftrapping-math, does not). Reduction x = k ln2 + r with k the nearest
- * integer to x / ln2 (rounded by adding 1.5 * 2^23), |r| <= ln2 / 2 in two steps (Cody-Waite), then the
- * Cephes degree-6 polynomial for e^r and 2^k built in the exponent bits. Relative error ~2 ulp (the tests
- * compare against exp()). Inputs are clamped to [-87, 88] (NaN passes through as NaN): below -87 it
- * returns ~1.6e-38 instead of a denormal or 0, above 88 ~1.65e38 instead of inf; the callers (sigmoid,
- * silu, softmax probabilities) only use it where that difference is far below the result's precision. */
-static inline float ox_nn_expf(float x)
-{
-    /* the clamp as bit selects: a float ?: whose result feeds more arithmetic is not if-converted under
-     * -ftrapping-math, and the loop would stay scalar */
-    const float lo = -87.0f, hi = 88.0f;
-    uint32_t xb, lb, hb;
-    memcpy(&xb, &x, sizeof xb);
-    memcpy(&lb, &lo, sizeof lb);
-    memcpy(&hb, &hi, sizeof hb);
-    uint32_t below = 0u - (uint32_t)(x < lo), above = 0u - (uint32_t)(x > hi);
-    xb = (xb & ~below) | (lb & below);
-    xb = (xb & ~above) | (hb & above);
-    memcpy(&x, &xb, sizeof x);
-    float t = x * 1.44269504088896341f + 12582912.0f;      /* 1.5 * 2^23: t's low bits hold round(x/ln2) */
-    float k = t - 12582912.0f;
-    float r = x - k * 0.693359375f;
-    r = r + k * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    uint32_t bits;
-    memcpy(&bits, &t, sizeof bits);
-    bits = (bits - 0x4B400000u + 127u) << 23;             /* 2^k, k in [-126, 127] */
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
-static inline float ox_nn_sigmoidf(float z) { return 1.0f / (1.0f + ox_nn_expf(-z)); }
+/* sigmoid(z) = 1 / (1 + e^-z); expf vectorises through tensor/vmath.h */
+static inline float ox_nn_sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }
 
 /* Threads for a loop over `work` elements: ctx->n_threads when the work is large, else 1. */
 static inline int ox_nn_threads(const ox_ctx *ctx, int64_t work)
