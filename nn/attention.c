@@ -1,0 +1,630 @@
+/* attention.c - the fast causal attention op (blocked, flash-style forward; FlashAttention-2 backward),
+ * its tape glue, the argument check shared with the reference (attention_ref.c), and the KV-cache decode
+ * step. See attention.h for the math, the work count and the threading.
+ *
+ * Layout of the work: the selected query rows of batch b (all rows when rows == NULL) are listed in
+ * order, pos[off[b] .. off[b] + cnt[b]); query block qb of batch b is rows qb*64 .. qb*64+63 of that list.
+ * Key block j0 (a multiple of 64) of a query block whose last position is pmax holds keys
+ * [j0, min(j0 + 64, pmax + 1)); the rows that take part in it are those with position >= j0, a suffix
+ * of the block (positions are sorted), starting at row r0. Every product is an ox_sgemm on contiguous
+ * per-thread scratch (gathered Q and dO rows, 64 x 64 score tiles) or directly on the strided rows of
+ * k, v and the gradient buffers. */
+#include "nn/attention.h"
+#include "tensor/gemm.h"
+#include "tensor/iter.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#define NB OX_ATTN_BLOCK
+
+/* ------------------------------------------------------------------------------ argument checks */
+
+int ox_nn_attention_check(ox_ctx *ctx, const char *op, const ox_tensor *q, const ox_tensor *k,
+                          const ox_tensor *v, const ox_tensor *rows)
+{
+    if (ox_check_f32(ctx, op, q) || ox_check_f32(ctx, op, k) || ox_check_f32(ctx, op, v))
+        return -1;
+    char b1[OX_SHAPE_BUF], b2[OX_SHAPE_BUF], b3[OX_SHAPE_BUF];
+    int ok = q->ndim == 4 && k->ndim == 4 && v->ndim == 4;
+    for (int d = 0; ok && d < 3; d++)
+        ok = q->shape[d] == k->shape[d] && q->shape[d] == v->shape[d];
+    ok = ok && q->shape[3] == k->shape[3] && q->shape[3] >= 1 && v->shape[3] >= 1;
+    if (!ok) {
+        ox_ctx_fail(ctx, OX_ERR_SHAPE, "%s: q %s, k %s, v %s do not fit [B, T, H, dk], [B, T, H, dk], "
+                    "[B, T, H, dv]", op, ox_shape_str(q, b1), ox_shape_str(k, b2), ox_shape_str(v, b3));
+        return -1;
+    }
+    if (!rows)
+        return 0;
+    if (ox_check_i32(ctx, op, rows))
+        return -1;
+    if (rows->ndim != 2 || rows->shape[0] != q->shape[0] || rows->shape[1] != q->shape[1]) {
+        ox_ctx_fail(ctx, OX_ERR_SHAPE, "%s: rows %s must be [B, T] = [%lld, %lld] (q is %s)", op,
+                    ox_shape_str(rows, b1), (long long)q->shape[0], (long long)q->shape[1],
+                    ox_shape_str(q, b2));
+        return -1;
+    }
+    const int32_t *r = ox_tensor_i32(rows);
+    for (int64_t b = 0; b < rows->shape[0]; b++)
+        for (int64_t t = 0; t < rows->shape[1]; t++) {
+            int32_t x = r[b * rows->stride[0] + t * rows->stride[1]];
+            if (x != 0 && x != 1) {
+                ox_ctx_fail(ctx, OX_ERR_ARG, "%s: rows[%lld, %lld] = %d; rows must be 0 (skip) or 1 "
+                            "(compute)", op, (long long)b, (long long)t, (int)x);
+                return -1;
+            }
+        }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------ shared state */
+
+/* A strided [B, T, H, n] operand whose last axis is contiguous: element (b, t, h, i) is
+ * p[b * sb + t * st + h * sh + i]. */
+typedef struct opnd {
+    float *p;
+    int64_t sb, st, sh;
+} opnd;
+
+static opnd opnd_of(const ox_tensor *t)
+{
+    opnd o = { ox_tensor_f32(t), t->stride[0], t->stride[1], t->stride[2] };
+    return o;
+}
+
+/* What the forward saves and both passes read. */
+typedef struct attn_state {
+    int64_t B, T, H, dk, dv;
+    float scale;                 /* 1 / sqrt(dk) */
+    ox_tensor *q, *k, *v;        /* the operands used (copies when the input's last axis was strided) */
+    ox_tensor *o;                /* [B, T, H, dv] contiguous */
+    ox_tensor *lse;              /* [B, H, T] */
+    int32_t *pos;                /* selected positions, batch by batch */
+    int64_t *off, *cnt;          /* [B]: where batch b's list starts, and its length */
+} attn_state;
+
+/* A unit of parallel work: batch, head and a query or key block index. */
+typedef struct item {
+    int32_t b, h, blk;
+} item;
+
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static inline int64_t n_qblocks(const attn_state *a, int64_t b) { return (a->cnt[b] + NB - 1) / NB; }
+
+/* Rows of query block qb of batch b: their positions and count. */
+static inline const int32_t *qblock_rows(const attn_state *a, int64_t b, int64_t qb, int64_t *nr)
+{
+    *nr = min64(NB, a->cnt[b] - qb * NB);
+    return a->pos + a->off[b] + qb * NB;
+}
+
+/* Per-thread scratch, in floats. */
+static int64_t scratch_floats(int64_t dk, int64_t dv) { return NB * (2 * dk + 2 * dv + 2 * NB + 4); }
+
+/* The last axis is usable in place by the gemms (stride 1), else the operand is copied. */
+static ox_tensor *lastdim_contiguous(ox_ctx *ctx, ox_tensor *t)
+{
+    if (t->shape[3] == 1 || t->stride[3] == 1)
+        return t;
+    return ox_tensor_contiguous(ctx, t);
+}
+
+/* The selected positions per batch (all of them when rows == NULL). */
+static int build_rows(ox_ctx *ctx, attn_state *a, const ox_tensor *rows)
+{
+    a->pos = ox_ctx_alloc(ctx, sizeof(int32_t) * (size_t)(a->B * a->T));
+    a->off = ox_ctx_alloc(ctx, sizeof(int64_t) * (size_t)a->B);
+    a->cnt = ox_ctx_alloc(ctx, sizeof(int64_t) * (size_t)a->B);
+    if (!a->pos || !a->off || !a->cnt)
+        return -1;
+    int64_t n = 0;
+    for (int64_t b = 0; b < a->B; b++) {
+        a->off[b] = n;
+        for (int64_t t = 0; t < a->T; t++)
+            if (!rows || ox_tensor_i32(rows)[b * rows->stride[0] + t * rows->stride[1]])
+                a->pos[n++] = (int32_t)t;
+        a->cnt[b] = n - a->off[b];
+    }
+    return 0;
+}
+
+/* Threads for a job of about `madds` multiply-adds: one when waking threads costs more than the work. */
+static int job_threads(const ox_ctx *ctx, const attn_state *a)
+{
+    double work = 0;
+    for (int64_t b = 0; b < a->B; b++)
+        for (int64_t i = 0; i < a->cnt[b]; i++)
+            work += (double)(a->pos[a->off[b] + i] + 1);
+    work *= (double)(a->H * (a->dk + a->dv));
+    return work >= 4.0 * OX_PARALLEL_MIN ? ctx->n_threads : 1;
+}
+
+/* ------------------------------------------------------------------------------ forward */
+
+/* One query block: online softmax over its key blocks; writes o and LSE of its rows. Returns the
+ * multiply-adds done (the rule in attention.h). */
+static uint64_t fwd_block(const attn_state *a, int64_t b, int64_t h, int64_t qb, float *scr)
+{
+    const int64_t dk = a->dk, dv = a->dv, H = a->H;
+    int64_t nr;
+    const int32_t *p = qblock_rows(a, b, qb, &nr);
+    const int64_t pmax = p[nr - 1];
+    float *Q = scr, *acc = Q + NB * dk, *S = acc + NB * dv, *m = S + NB * NB, *l = m + NB;
+    opnd q = opnd_of(a->q), k = opnd_of(a->k), v = opnd_of(a->v);
+
+    for (int64_t r = 0; r < nr; r++) {       /* gather the block's query rows */
+        memcpy(Q + r * dk, q.p + b * q.sb + p[r] * q.st + h * q.sh, sizeof(float) * (size_t)dk);
+        memset(acc + r * dv, 0, sizeof(float) * (size_t)dv);
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+    uint64_t madds = 0;
+    int64_t r0 = 0;
+    for (int64_t j0 = 0; j0 <= pmax; j0 += NB) {
+        int64_t nj = min64(NB, pmax + 1 - j0);
+        while (p[r0] < j0)                   /* rows before r0 see no key of this block */
+            r0++;
+        int64_t nq = nr - r0;
+        const float *kj = k.p + b * k.sb + j0 * k.st + h * k.sh;
+        const float *vj = v.p + b * v.sb + j0 * v.st + h * v.sh;
+        /* S = Q K_J^T / sqrt(dk) */
+        ox_sgemm(1, nq, nj, dk, a->scale, Q + r0 * dk, dk, 1, kj, 1, k.st, 0.0f, S + r0 * NB, NB, 1);
+        for (int64_t r = r0; r < nr; r++) {
+            float *sr = S + r * NB;
+            int64_t nv = min64(nj, p[r] - j0 + 1);      /* keys s <= p_r */
+            float mx = m[r];
+            for (int64_t s = 0; s < nv; s++)
+                mx = fmaxf(mx, sr[s]);
+            float corr = expf(m[r] - mx);               /* 0 on the first block (m = -inf) */
+            float sum = 0.0f;
+            for (int64_t s = 0; s < nv; s++) {
+                float e = expf(sr[s] - mx);
+                sr[s] = e;
+                sum += e;
+            }
+            for (int64_t s = nv; s < nj; s++)
+                sr[s] = 0.0f;
+            l[r] = l[r] * corr + sum;
+            m[r] = mx;
+            float *ar = acc + r * dv;
+            for (int64_t i = 0; i < dv; i++)
+                ar[i] *= corr;
+        }
+        /* acc += P V_J */
+        ox_sgemm(1, nq, dv, nj, 1.0f, S + r0 * NB, NB, 1, vj, v.st, 1, 1.0f, acc + r0 * dv, dv, 1);
+        madds += (uint64_t)(nq * nj * (dk + dv));
+    }
+    float *o = ox_tensor_f32(a->o), *lse = ox_tensor_f32(a->lse);
+    for (int64_t r = 0; r < nr; r++) {
+        float inv = 1.0f / l[r];
+        float *orow = o + ((b * a->T + p[r]) * H + h) * dv;
+        for (int64_t i = 0; i < dv; i++)
+            orow[i] = acc[r * dv + i] * inv;
+        lse[(b * H + h) * a->T + p[r]] = m[r] + logf(l[r]);
+    }
+    return madds;
+}
+
+/* ------------------------------------------------------------------------------ backward */
+
+/* Gradient buffers (contiguous [B, T, H, d]; NULL = not needed) and the incoming dO. */
+typedef struct attn_grads {
+    float *gq, *gk, *gv;
+    const float *dout;
+} attn_grads;
+
+/* Gathers query block qb's rows of Q and dO, their LSE and Delta = dO . O, into scratch. */
+static const int32_t *bwd_gather(const attn_state *a, const attn_grads *g, int64_t b, int64_t h,
+                                 int64_t qb, float *scr, int64_t *nr)
+{
+    const int64_t dk = a->dk, dv = a->dv, H = a->H, T = a->T;
+    const int32_t *p = qblock_rows(a, b, qb, nr);
+    float *Q = scr, *dO = Q + NB * dk, *lse = dO + NB * dv + NB * dk + 2 * NB * NB, *delta = lse + NB;
+    opnd q = opnd_of(a->q);
+    const float *o = ox_tensor_f32(a->o), *lsev = ox_tensor_f32(a->lse);
+    for (int64_t r = 0; r < *nr; r++) {
+        memcpy(Q + r * dk, q.p + b * q.sb + p[r] * q.st + h * q.sh, sizeof(float) * (size_t)dk);
+        const float *dor = g->dout + ((b * T + p[r]) * H + h) * dv, *orow = o + ((b * T + p[r]) * H + h) * dv;
+        float d = 0.0f;
+        for (int64_t i = 0; i < dv; i++) {
+            dO[r * dv + i] = dor[i];
+            d += dor[i] * orow[i];
+        }
+        delta[r] = d;
+        lse[r] = lsev[(b * H + h) * T + p[r]];
+    }
+    return p;
+}
+
+/* One (query block, key block) tile: recompute P, then accumulate dQ (into the block's dQ scratch,
+ * when do_dq) and dK, dV (straight into the gradient rows of the key block, when do_dkv). */
+static void bwd_tile(const attn_state *a, const attn_grads *g, int64_t b, int64_t h, const int32_t *p,
+                     int64_t nr, int64_t j0, float *scr, int do_dq, int do_dkv)
+{
+    const int64_t dk = a->dk, dv = a->dv, H = a->H, T = a->T;
+    float *Q = scr, *dO = Q + NB * dk, *dQ = dO + NB * dv, *S = dQ + NB * dk, *dP = S + NB * NB;
+    float *lse = dP + NB * NB, *delta = lse + NB;
+    opnd k = opnd_of(a->k), v = opnd_of(a->v);
+    int64_t nj = min64(NB, p[nr - 1] + 1 - j0), r0 = 0;
+    while (p[r0] < j0)
+        r0++;
+    int64_t nq = nr - r0;
+    const float *kj = k.p + b * k.sb + j0 * k.st + h * k.sh;
+    const float *vj = v.p + b * v.sb + j0 * v.st + h * v.sh;
+
+    /* P = exp(Q K_J^T / sqrt(dk) - LSE), 0 where s > p_r (recomputed exactly as in the forward) */
+    ox_sgemm(1, nq, nj, dk, a->scale, Q + r0 * dk, dk, 1, kj, 1, k.st, 0.0f, S + r0 * NB, NB, 1);
+    for (int64_t r = r0; r < nr; r++) {
+        float *sr = S + r * NB, lr = lse[r];
+        int64_t nv = min64(nj, p[r] - j0 + 1);
+        for (int64_t s = 0; s < nv; s++)
+            sr[s] = expf(sr[s] - lr);
+        for (int64_t s = nv; s < nj; s++)
+            sr[s] = 0.0f;
+    }
+    int need_ds = (do_dq && g->gq) || (do_dkv && g->gk);
+    float *gk = g->gk ? g->gk + ((b * T + j0) * H + h) * dk : NULL;
+    float *gv = g->gv ? g->gv + ((b * T + j0) * H + h) * dv : NULL;
+    /* dV_J += P^T dO */
+    if (do_dkv && gv)
+        ox_sgemm(1, nj, dv, nq, 1.0f, S + r0 * NB, 1, NB, dO + r0 * dv, dv, 1, 1.0f, gv, H * dv, 1);
+    if (!need_ds)
+        return;
+    /* dP = dO V_J^T ;  dS = P (dP - Delta) */
+    ox_sgemm(1, nq, nj, dv, 1.0f, dO + r0 * dv, dv, 1, vj, 1, v.st, 0.0f, dP + r0 * NB, NB, 1);
+    for (int64_t r = r0; r < nr; r++) {
+        float *dpr = dP + r * NB;
+        const float *sr = S + r * NB;
+        float dr = delta[r];
+        for (int64_t s = 0; s < nj; s++)
+            dpr[s] = sr[s] * (dpr[s] - dr);
+    }
+    /* dQ += dS K_J / sqrt(dk) ;  dK_J += dS^T Q / sqrt(dk) */
+    if (do_dq && g->gq)
+        ox_sgemm(1, nq, dk, nj, a->scale, dP + r0 * NB, NB, 1, kj, k.st, 1, 1.0f, dQ + r0 * dk, dk, 1);
+    if (do_dkv && gk)
+        ox_sgemm(1, nj, dk, nq, a->scale, dP + r0 * NB, 1, NB, Q + r0 * dk, dk, 1, 1.0f, gk, H * dk, 1);
+}
+
+/* Adds query block qb's dQ scratch into the gradient rows of q. */
+static void bwd_scatter_dq(const attn_state *a, const attn_grads *g, int64_t b, int64_t h,
+                           const int32_t *p, int64_t nr, const float *scr)
+{
+    const int64_t dk = a->dk, dv = a->dv;
+    const float *dQ = scr + NB * dk + NB * dv;
+    for (int64_t r = 0; r < nr; r++) {
+        float *gr = g->gq + ((b * a->T + p[r]) * a->H + h) * dk;
+        for (int64_t i = 0; i < dk; i++)
+            gr[i] += dQ[r * dk + i];
+    }
+}
+
+/* Every tile of query block qb, key blocks in increasing order. */
+static void bwd_qblock(const attn_state *a, const attn_grads *g, int64_t b, int64_t h, int64_t qb,
+                       float *scr, int do_dq, int do_dkv)
+{
+    int64_t nr;
+    const int32_t *p = bwd_gather(a, g, b, h, qb, scr, &nr);
+    float *dQ = scr + NB * a->dk + NB * a->dv;
+    if (do_dq)
+        memset(dQ, 0, sizeof(float) * (size_t)(NB * a->dk));
+    for (int64_t j0 = 0; j0 <= p[nr - 1]; j0 += NB)
+        bwd_tile(a, g, b, h, p, nr, j0, scr, do_dq, do_dkv);
+    if (do_dq && g->gq)
+        bwd_scatter_dq(a, g, b, h, p, nr, scr);
+}
+
+/* Key block kb: dK, dV from every query block that reaches it, query blocks in increasing order
+ * (the same order as bwd_qblock's one-pass schedule, so both give the same bits). */
+static void bwd_kblock(const attn_state *a, const attn_grads *g, int64_t b, int64_t h, int64_t kb,
+                       float *scr)
+{
+    int64_t j0 = kb * NB;
+    for (int64_t qb = 0; qb < n_qblocks(a, b); qb++) {
+        int64_t nr;
+        const int32_t *p = qblock_rows(a, b, qb, &nr);
+        if (p[nr - 1] < j0)
+            continue;
+        bwd_gather(a, g, b, h, qb, scr, &nr);
+        bwd_tile(a, g, b, h, p, nr, j0, scr, 0, 1);
+    }
+}
+
+static ox_status attention_backward(ox_ctx *ctx, ox_ag_node *node)
+{
+    const attn_state *a = node->saved;
+    ox_tensor *dout = node->out[0]->grad;
+    ox_tensor *tq = ox_ag_grad(ctx, node->in[0]), *tk = ox_ag_grad(ctx, node->in[1]);
+    ox_tensor *tv = ox_ag_grad(ctx, node->in[2]);
+    if (ctx->status)
+        return ctx->status;
+    if (!dout || (!tq && !tk && !tv))
+        return OX_OK;
+    attn_grads g = { tq ? ox_tensor_f32(tq) : NULL, tk ? ox_tensor_f32(tk) : NULL,
+                     tv ? ox_tensor_f32(tv) : NULL, ox_tensor_f32(dout) };
+    const int64_t B = a->B, H = a->H;
+    int nt = job_threads(ctx, a);
+    ox_arena_mark mark = ox_arena_get_mark(&ctx->arena);
+    float *scr = ox_ctx_alloc(ctx, sizeof(float) * (size_t)(nt * scratch_floats(a->dk, a->dv)));
+    int64_t n_items = 0;
+    for (int64_t b = 0; b < B; b++)
+        n_items += n_qblocks(a, b) * H;
+    item *items = ox_ctx_alloc(ctx, sizeof(item) * (size_t)(n_items + B * H + 1));
+    if (!scr || !items)
+        return ctx->status;
+    const int64_t sf = scratch_floats(a->dk, a->dv);
+
+    if (B * H >= nt) {
+        /* one pass per (b, h): its dQ rows and its dK, dV rows belong to it alone */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+        for (int64_t bh = 0; bh < B * H; bh++) {
+            float *s = scr + (int64_t)omp_get_thread_num() * sf;
+            for (int64_t qb = 0; qb < n_qblocks(a, bh / H); qb++)
+                bwd_qblock(a, &g, bh / H, bh % H, qb, s, 1, 1);
+        }
+    } else {
+        /* pass 1: dQ, parallel over query blocks (each writes only its own rows of dq) */
+        n_items = 0;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t qb = n_qblocks(a, b) - 1; qb >= 0; qb--)
+                    items[n_items++] = (item){ (int32_t)b, (int32_t)h, (int32_t)qb };
+        if (g.gq) {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+            for (int64_t i = 0; i < n_items; i++)
+                bwd_qblock(a, &g, items[i].b, items[i].h, items[i].blk,
+                           scr + (int64_t)omp_get_thread_num() * sf, 1, 0);
+        }
+        /* pass 2: dK, dV, parallel over key blocks (each writes only its own rows of dk, dv) */
+        n_items = 0;
+        for (int64_t b = 0; b < B; b++) {
+            int64_t last = a->cnt[b] ? a->pos[a->off[b] + a->cnt[b] - 1] : -1;
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t kb = 0; kb * NB <= last; kb++)
+                    items[n_items++] = (item){ (int32_t)b, (int32_t)h, (int32_t)kb };
+        }
+        if (g.gk || g.gv) {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+            for (int64_t i = 0; i < n_items; i++)
+                bwd_kblock(a, &g, items[i].b, items[i].h, items[i].blk,
+                           scr + (int64_t)omp_get_thread_num() * sf);
+        }
+    }
+    ox_arena_rewind(&ctx->arena, mark);
+    return OX_OK;
+}
+
+static const ox_ag_op attention_op = { "attention", attention_backward };
+
+ox_tensor *ox_nn_attention(ox_ctx *ctx, ox_tensor *q, ox_tensor *k, ox_tensor *v, const ox_tensor *rows)
+{
+    if (ctx->status || !q || !k || !v)
+        return NULL;
+    if (ox_nn_attention_check(ctx, "attention", q, k, v, rows))
+        return NULL;
+    attn_state *a = ox_ctx_alloc(ctx, sizeof *a);
+    if (!a)
+        return NULL;
+    a->B = q->shape[0];
+    a->T = q->shape[1];
+    a->H = q->shape[2];
+    a->dk = q->shape[3];
+    a->dv = v->shape[3];
+    a->scale = (float)(1.0 / sqrt((double)a->dk));
+    a->q = lastdim_contiguous(ctx, q);
+    a->k = lastdim_contiguous(ctx, k);
+    a->v = lastdim_contiguous(ctx, v);
+    /* skipped rows keep o = 0 and LSE = 0 */
+    a->o = rows ? ox_tensor_zeros(ctx, OX_F32, OX_DIMS(a->B, a->T, a->H, a->dv))
+                : ox_tensor_empty(ctx, OX_F32, OX_DIMS(a->B, a->T, a->H, a->dv));
+    a->lse = rows ? ox_tensor_zeros(ctx, OX_F32, OX_DIMS(a->B, a->H, a->T))
+                  : ox_tensor_empty(ctx, OX_F32, OX_DIMS(a->B, a->H, a->T));
+    if (!a->q || !a->k || !a->v || !a->o || !a->lse || build_rows(ctx, a, rows))
+        return NULL;
+
+    int nt = job_threads(ctx, a);
+    ox_arena_mark mark = ox_arena_get_mark(&ctx->arena);
+    const int64_t sf = scratch_floats(a->dk, a->dv);
+    float *scr = ox_ctx_alloc(ctx, sizeof(float) * (size_t)(nt * sf));
+    int64_t n_items = 0;
+    for (int64_t b = 0; b < a->B; b++)
+        n_items += n_qblocks(a, b) * a->H;
+    item *items = ox_ctx_alloc(ctx, sizeof(item) * (size_t)(n_items + 1));
+    uint64_t *madds = ox_ctx_alloc(ctx, sizeof(uint64_t) * (size_t)(n_items + 1));
+    if (!scr || !items || !madds)
+        return NULL;
+    /* largest blocks (latest positions) first, so the dynamic schedule ends with small ones */
+    n_items = 0;
+    for (int64_t qb = (a->T + NB - 1) / NB - 1; qb >= 0; qb--)
+        for (int64_t b = 0; b < a->B; b++)
+            for (int64_t h = 0; qb < n_qblocks(a, b) && h < a->H; h++)
+                items[n_items++] = (item){ (int32_t)b, (int32_t)h, (int32_t)qb };
+    /* each item writes the o rows and LSE entries of its own query block only */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+    for (int64_t i = 0; i < n_items; i++)
+        madds[i] = fwd_block(a, items[i].b, items[i].h, items[i].blk,
+                             scr + (int64_t)omp_get_thread_num() * sf);
+    for (int64_t i = 0; i < n_items; i++)
+        ctx->attn_madds += madds[i];
+    ox_arena_rewind(&ctx->arena, mark);
+
+    ox_ag_node *n = ox_ag_record(ctx, &attention_op, 3, (ox_tensor *[]){ q, k, v }, 1, &a->o);
+    if (n)
+        n->saved = a;
+    return ctx->status ? NULL : a->o;
+}
+
+/* ------------------------------------------------------------------------------ KV cache and decode */
+
+ox_status ox_nn_kv_cache_init(ox_ctx *ctx, ox_nn_kv_cache *c, int64_t B, int64_t H, int64_t cap,
+                              int64_t dk, int64_t dv)
+{
+    memset(c, 0, sizeof *c);
+    if (ctx->status)
+        return ctx->status;
+    if (B < 1 || H < 1 || cap < 1 || dk < 1 || dv < 1)
+        return ox_ctx_fail(ctx, OX_ERR_ARG, "kv_cache_init: B = %lld, H = %lld, capacity = %lld, dk = %lld, "
+                           "dv = %lld must all be >= 1", (long long)B, (long long)H, (long long)cap,
+                           (long long)dk, (long long)dv);
+    c->k = ox_tensor_new_owned(ctx, OX_F32, OX_DIMS(B, H, cap, dk));
+    c->v = ox_tensor_new_owned(ctx, OX_F32, OX_DIMS(B, H, cap, dv));
+    c->scores = ox_tensor_new_owned(ctx, OX_F32, OX_DIMS(B, H, cap));
+    if (!c->k || !c->v || !c->scores) {
+        ox_nn_kv_cache_free(c);
+        return ctx->status ? ctx->status : ox_ctx_fail(ctx, OX_ERR_NOMEM, "kv_cache_init: out of memory");
+    }
+    c->B = B;
+    c->H = H;
+    c->cap = cap;
+    c->dk = dk;
+    c->dv = dv;
+    return OX_OK;
+}
+
+void ox_nn_kv_cache_free(ox_nn_kv_cache *c)
+{
+    if (!c)
+        return;
+    ox_tensor_free(c->k);
+    ox_tensor_free(c->v);
+    ox_tensor_free(c->scores);
+    memset(c, 0, sizeof *c);
+}
+
+void ox_nn_kv_cache_clear(ox_nn_kv_cache *c)
+{
+    if (c)
+        c->len = 0;
+}
+
+/* 1 if t is F32 with shape (d0, d1, d2[, d3]) (nd entries of want). */
+static int shape_is(const ox_tensor *t, int nd, const int64_t *want)
+{
+    if (!t || t->dtype != OX_F32 || t->ndim != nd)
+        return 0;
+    for (int d = 0; d < nd; d++)
+        if (t->shape[d] != want[d])
+            return 0;
+    return 1;
+}
+
+static ox_status cache_shape_error(ox_ctx *ctx, const ox_nn_kv_cache *c, const char *op, const char *name,
+                                   const ox_tensor *t, const char *want)
+{
+    char buf[OX_SHAPE_BUF];
+    if (t && t->dtype != OX_F32)
+        return ox_ctx_fail(ctx, OX_ERR_DTYPE, "%s: %s must be F32", op, name);
+    return ox_ctx_fail(ctx, OX_ERR_SHAPE, "%s: %s is %s, expected %s with B = %lld, H = %lld, dk = %lld, "
+                       "dv = %lld", op, name, t ? ox_shape_str(t, buf) : "NULL", want, (long long)c->B,
+                       (long long)c->H, (long long)c->dk, (long long)c->dv);
+}
+
+/* Copies row (b, h) of a strided tensor whose last axis has n elements into dst. */
+static void copy_row(float *dst, const float *src, int64_t n, int64_t stride)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = src[i * stride];
+}
+
+ox_status ox_nn_kv_cache_append(ox_ctx *ctx, ox_nn_kv_cache *c, const ox_tensor *k, const ox_tensor *v)
+{
+    if (ctx->status)
+        return ctx->status;
+    if (!c || !c->k)
+        return ox_ctx_fail(ctx, OX_ERR_STATE, "kv_cache_append: the cache is not initialised");
+    int64_t T = k && k->ndim == 4 ? k->shape[1] : -1;
+    if (!shape_is(k, 4, (const int64_t[]){ c->B, T, c->H, c->dk }))
+        return cache_shape_error(ctx, c, "kv_cache_append", "k", k, "[B, T, H, dk]");
+    if (!shape_is(v, 4, (const int64_t[]){ c->B, T, c->H, c->dv }))
+        return cache_shape_error(ctx, c, "kv_cache_append", "v", v, "[B, T, H, dv] (T of k)");
+    if (c->len + T > c->cap)
+        return ox_ctx_fail(ctx, OX_ERR_STATE, "kv_cache_append: %lld tokens do not fit: the cache holds %lld "
+                           "of %lld positions", (long long)T, (long long)c->len, (long long)c->cap);
+    const float *kd = ox_tensor_f32(k), *vd = ox_tensor_f32(v);
+    float *ck = ox_tensor_f32(c->k), *cv = ox_tensor_f32(c->v);
+    for (int64_t b = 0; b < c->B; b++)
+        for (int64_t h = 0; h < c->H; h++)
+            for (int64_t t = 0; t < T; t++) {
+                int64_t slot = (b * c->H + h) * c->cap + c->len + t;
+                copy_row(ck + slot * c->dk, kd + b * k->stride[0] + t * k->stride[1] + h * k->stride[2],
+                         c->dk, k->stride[3]);
+                copy_row(cv + slot * c->dv, vd + b * v->stride[0] + t * v->stride[1] + h * v->stride[2],
+                         c->dv, v->stride[3]);
+            }
+    c->len += T;
+    return OX_OK;
+}
+
+ox_status ox_nn_attention_step(ox_ctx *ctx, ox_nn_kv_cache *c, const ox_tensor *q, const ox_tensor *k,
+                               const ox_tensor *v, ox_tensor *out)
+{
+    if (ctx->status)
+        return ctx->status;
+    if (!c || !c->k)
+        return ox_ctx_fail(ctx, OX_ERR_STATE, "attention_step: the cache is not initialised");
+    const int64_t B = c->B, H = c->H, dk = c->dk, dv = c->dv, cap = c->cap;
+    if (!shape_is(k, 3, (const int64_t[]){ B, H, dk }))
+        return cache_shape_error(ctx, c, "attention_step", "k", k, "[B, H, dk]");
+    if (!shape_is(v, 3, (const int64_t[]){ B, H, dv }))
+        return cache_shape_error(ctx, c, "attention_step", "v", v, "[B, H, dv]");
+    if (q && !shape_is(q, 3, (const int64_t[]){ B, H, dk }))
+        return cache_shape_error(ctx, c, "attention_step", "q", q, "[B, H, dk]");
+    if (q && !shape_is(out, 3, (const int64_t[]){ B, H, dv }))
+        return cache_shape_error(ctx, c, "attention_step", "out", out, "[B, H, dv]");
+    if (c->len >= cap)
+        return ox_ctx_fail(ctx, OX_ERR_STATE, "attention_step: the KV cache is full (%lld positions)",
+                           (long long)cap);
+    const int64_t t = c->len;
+    float *ck = ox_tensor_f32(c->k), *cv = ox_tensor_f32(c->v);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++) {
+            int64_t slot = (b * H + h) * cap + t;
+            copy_row(ck + slot * dk, ox_tensor_f32(k) + b * k->stride[0] + h * k->stride[1], dk, k->stride[2]);
+            copy_row(cv + slot * dv, ox_tensor_f32(v) + b * v->stride[0] + h * v->stride[1], dv, v->stride[2]);
+        }
+    c->len = t + 1;
+    if (!q)
+        return OX_OK;
+
+    const float scale = (float)(1.0 / sqrt((double)dk));
+    const float *qd = ox_tensor_f32(q);
+    float *od = ox_tensor_f32(out), *sc = ox_tensor_f32(c->scores);
+    int nt = B * H * (t + 1) * (dk + dv) >= 4 * OX_PARALLEL_MIN ? ctx->n_threads : 1;
+    /* (b, h) pairs are independent: each writes its own out row and score scratch */
+#pragma omp parallel for num_threads(nt) if (nt > 1)
+    for (int64_t bh = 0; bh < B * H; bh++) {
+        int64_t b = bh / H, h = bh % H;
+        const float *qv = qd + b * q->stride[0] + h * q->stride[1];
+        const float *kc = ck + bh * cap * dk, *vc = cv + bh * cap * dv;
+        float *s = sc + bh * cap, *ov = od + b * out->stride[0] + h * out->stride[1];
+        int64_t qs = q->stride[2], os = out->stride[2];
+        float mx = -INFINITY;
+        for (int64_t j = 0; j <= t; j++) {           /* s_j = q . k_j / sqrt(dk) */
+            float d = 0.0f;
+            for (int64_t i = 0; i < dk; i++)
+                d += qv[i * qs] * kc[j * dk + i];
+            s[j] = d * scale;
+            mx = fmaxf(mx, s[j]);
+        }
+        float l = 0.0f;
+        for (int64_t j = 0; j <= t; j++) {
+            s[j] = expf(s[j] - mx);
+            l += s[j];
+        }
+        for (int64_t i = 0; i < dv; i++)
+            ov[i * os] = 0.0f;
+        for (int64_t j = 0; j <= t; j++) {           /* out = sum_j p_j v_j / l */
+            float pj = s[j];
+            for (int64_t i = 0; i < dv; i++)
+                ov[i * os] += pj * vc[j * dv + i];
+        }
+        float inv = 1.0f / l;
+        for (int64_t i = 0; i < dv; i++)
+            ov[i * os] *= inv;
+    }
+    ctx->attn_madds += (uint64_t)(B * H * (t + 1) * (dk + dv));
+    return OX_OK;
+}
