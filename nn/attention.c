@@ -92,6 +92,29 @@ typedef struct item {
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* e^x for the softmax weights, written so that gcc vectorises the loops that call it (libm's expf is
+ * not vectorised without -ffast-math): Cephes' expf, x = n ln2 + r with |r| <= ln2/2 (ln2 split in two
+ * parts so r is exact), e^r by its degree-7 Taylor-minimax polynomial, 2^n put into the exponent bits.
+ * Relative error <= 2 ulp for x in [-87.3, 88] (larger x is clamped to 88; here x <= ~0 always);
+ * returns 0 below -87.3, where e^x < FLT_MIN: every weight here is divided by a sum >= 1, so those are
+ * below 1e-38 of the result. */
+static inline float exp_ps(float x)
+{
+    float xc = x > 88.0f ? 88.0f : (x < -87.3f ? -87.3f : x);
+    float n = floorf(xc * 1.44269504088896341f + 0.5f);
+    float r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int32_t i; float f; } e = { ((int32_t)n + 127) << 23 };
+    return x < -87.3f ? 0.0f : p * e.f;
+}
+
 static inline int64_t n_qblocks(const attn_state *a, int64_t b) { return (a->cnt[b] + NB - 1) / NB; }
 
 /* Rows of query block qb of batch b: their positions and count. */
@@ -177,21 +200,23 @@ static uint64_t fwd_block(const attn_state *a, int64_t b, int64_t h, int64_t qb,
             int64_t nv = min64(nj, p[r] - j0 + 1);      /* keys s <= p_r */
             float mx = m[r];
             for (int64_t s = 0; s < nv; s++)
-                mx = fmaxf(mx, sr[s]);
-            float corr = expf(m[r] - mx);               /* 0 on the first block (m = -inf) */
+                mx = sr[s] > mx ? sr[s] : mx;
+            for (int64_t s = 0; s < nv; s++)
+                sr[s] = exp_ps(sr[s] - mx);
             float sum = 0.0f;
-            for (int64_t s = 0; s < nv; s++) {
-                float e = expf(sr[s] - mx);
-                sr[s] = e;
-                sum += e;
-            }
+            for (int64_t s = 0; s < nv; s++)
+                sum += sr[s];
             for (int64_t s = nv; s < nj; s++)
                 sr[s] = 0.0f;
-            l[r] = l[r] * corr + sum;
+            if (mx != m[r]) {                           /* rescale by e^(m - m'); 0 on the first block */
+                float corr = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx);
+                float *ar = acc + r * dv;
+                for (int64_t i = 0; i < dv; i++)
+                    ar[i] *= corr;
+                l[r] *= corr;
+            }
+            l[r] += sum;
             m[r] = mx;
-            float *ar = acc + r * dv;
-            for (int64_t i = 0; i < dv; i++)
-                ar[i] *= corr;
         }
         /* acc += P V_J */
         ox_sgemm(1, nq, dv, nj, 1.0f, S + r0 * NB, NB, 1, vj, v.st, 1, 1.0f, acc + r0 * dv, dv, 1);
@@ -261,7 +286,7 @@ static void bwd_tile(const attn_state *a, const attn_grads *g, int64_t b, int64_
         float *sr = S + r * NB, lr = lse[r];
         int64_t nv = min64(nj, p[r] - j0 + 1);
         for (int64_t s = 0; s < nv; s++)
-            sr[s] = expf(sr[s] - lr);
+            sr[s] = exp_ps(sr[s] - lr);
         for (int64_t s = nv; s < nj; s++)
             sr[s] = 0.0f;
     }
@@ -607,11 +632,11 @@ ox_status ox_nn_attention_step(ox_ctx *ctx, ox_nn_kv_cache *c, const ox_tensor *
             for (int64_t i = 0; i < dk; i++)
                 d += qv[i * qs] * kc[j * dk + i];
             s[j] = d * scale;
-            mx = fmaxf(mx, s[j]);
+            mx = s[j] > mx ? s[j] : mx;
         }
         float l = 0.0f;
         for (int64_t j = 0; j <= t; j++) {
-            s[j] = expf(s[j] - mx);
+            s[j] = exp_ps(s[j] - mx);
             l += s[j];
         }
         for (int64_t i = 0; i < dv; i++)
