@@ -17,6 +17,11 @@
 #include <omp.h>
 #include <string.h>
 
+/* The clamps and selects of exp_ps and of the running max are float comparisons; with gcc's default
+ * -ftrapping-math it will not if-convert them, and the softmax loops stay scalar. This file never reads
+ * the floating-point exception flags, so it is compiled without trapping math (results are unchanged). */
+#pragma GCC optimize("no-trapping-math")
+
 #define NB OX_ATTN_BLOCK
 
 /* ------------------------------------------------------------------------------ argument checks */
@@ -124,9 +129,6 @@ static inline const int32_t *qblock_rows(const attn_state *a, int64_t b, int64_t
     return a->pos + a->off[b] + qb * NB;
 }
 
-/* Per-thread scratch, in floats. */
-static int64_t scratch_floats(int64_t dk, int64_t dv) { return NB * (2 * dk + 2 * dv + 2 * NB + 4); }
-
 /* The last axis is usable in place by the gemms (stride 1), else the operand is copied. */
 static ox_tensor *lastdim_contiguous(ox_ctx *ctx, ox_tensor *t)
 {
@@ -167,22 +169,80 @@ static int job_threads(const ox_ctx *ctx, const attn_state *a)
 
 /* ------------------------------------------------------------------------------ forward */
 
+/* The key-major tile layout: scores are kept as S^T [keys, rows] (row pitch 64), so that
+ *  - S^T = K_J Q^T takes K_J as it lies in memory and Q^T gathered once per query block: both operands
+ *    are row-major for BLIS (a transposed right operand is packed ~1.5x slower at these sizes);
+ *  - every softmax loop runs over the rows r of one key, contiguous, and vectorises;
+ *  - P, dS enter the other products as transposed left operands (swapped strides), which BLIS packs
+ *    at full speed.
+ * Inside a tile, key j0 + s is hidden from the rows with p_r < j0 + s: a prefix r0 .. rs(s)-1 of the
+ * rows, since positions are sorted. */
+
+/* Row vectors and tiles of one thread's scratch (scratch_floats(dk, dv) floats). */
+typedef struct tile_scratch {
+    float *q;         /* [64, dk] gathered query rows (backward: right operand of dK) */
+    float *qt;        /* [dk, 64] the same rows transposed (right operand of S^T = K_J Q^T) */
+    float *acc;       /* [64, dv] forward: unnormalised output rows */
+    float *dO;        /* [64, dv] backward: gathered dO rows */
+    float *dOt;       /* [dv, 64] backward: dO transposed (right operand of dP^T = V_J dO^T) */
+    float *dq;        /* [64, dk] backward: the block's dQ */
+    float *st;        /* [64 keys, 64 rows] S^T, then P^T */
+    float *dpt;       /* [64 keys, 64 rows] dP^T, then dS^T */
+    float *m, *l;     /* [64] forward: running max and sum;  backward: LSE and Delta */
+    float *m_new, *l_blk;   /* [64] forward: the max after this key block, this block's sum */
+} tile_scratch;
+
+static int64_t scratch_floats(int64_t dk, int64_t dv) { return NB * (3 * dk + 3 * dv + 2 * NB + 4); }
+
+static tile_scratch carve(float *s, int64_t dk, int64_t dv)
+{
+    tile_scratch w;
+    w.q = s;
+    w.qt = w.q + NB * dk;
+    w.acc = w.qt + NB * dk;
+    w.dO = w.acc + NB * dv;
+    w.dOt = w.dO + NB * dv;
+    w.dq = w.dOt + NB * dv;
+    w.st = w.dq + NB * dk;
+    w.dpt = w.st + NB * NB;
+    w.m = w.dpt + NB * NB;
+    w.l = w.m + NB;
+    w.m_new = w.l + NB;
+    w.l_blk = w.m_new + NB;
+    return w;
+}
+
+/* a . b with 8 partial sums (vectorises; fixed order). */
+static inline float dot8(const float *a, const float *b, int64_t n)
+{
+    float s8[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            s8[j] += a[i + j] * b[i + j];
+    for (; i < n; i++)
+        s8[0] += a[i] * b[i];
+    return ((s8[0] + s8[1]) + (s8[2] + s8[3])) + ((s8[4] + s8[5]) + (s8[6] + s8[7]));
+}
+
 /* One query block: online softmax over its key blocks; writes o and LSE of its rows. Returns the
  * multiply-adds done (the rule in attention.h). */
-static uint64_t fwd_block(const attn_state *a, int64_t b, int64_t h, int64_t qb, float *scr)
+static uint64_t fwd_block(const attn_state *a, int64_t b, int64_t h, int64_t qb, float *mem)
 {
     const int64_t dk = a->dk, dv = a->dv, H = a->H;
+    tile_scratch w = carve(mem, dk, dv);
     int64_t nr;
     const int32_t *p = qblock_rows(a, b, qb, &nr);
     const int64_t pmax = p[nr - 1];
-    float *Q = scr, *acc = Q + NB * dk, *S = acc + NB * dv, *m = S + NB * NB, *l = m + NB;
     opnd q = opnd_of(a->q), k = opnd_of(a->k), v = opnd_of(a->v);
 
-    for (int64_t r = 0; r < nr; r++) {       /* gather the block's query rows */
-        memcpy(Q + r * dk, q.p + b * q.sb + p[r] * q.st + h * q.sh, sizeof(float) * (size_t)dk);
-        memset(acc + r * dv, 0, sizeof(float) * (size_t)dv);
-        m[r] = -INFINITY;
-        l[r] = 0.0f;
+    for (int64_t r = 0; r < nr; r++) {       /* gather the block's query rows, transposed */
+        const float *src = q.p + b * q.sb + p[r] * q.st + h * q.sh;
+        for (int64_t i = 0; i < dk; i++)
+            w.qt[i * NB + r] = src[i];
+        memset(w.acc + r * dv, 0, sizeof(float) * (size_t)dv);
+        w.m[r] = -INFINITY;
+        w.l[r] = 0.0f;
     }
     uint64_t madds = 0;
     int64_t r0 = 0;
@@ -193,42 +253,55 @@ static uint64_t fwd_block(const attn_state *a, int64_t b, int64_t h, int64_t qb,
         int64_t nq = nr - r0;
         const float *kj = k.p + b * k.sb + j0 * k.st + h * k.sh;
         const float *vj = v.p + b * v.sb + j0 * v.st + h * v.sh;
-        /* S = Q K_J^T / sqrt(dk) */
-        ox_sgemm(1, nq, nj, dk, a->scale, Q + r0 * dk, dk, 1, kj, 1, k.st, 0.0f, S + r0 * NB, NB, 1);
+        /* S^T = K_J Q^T / sqrt(dk), columns r0 .. nr-1 */
+        ox_sgemm(1, nj, nq, dk, a->scale, kj, k.st, 1, w.qt + r0, NB, 1, 0.0f, w.st + r0, NB, 1);
+        /* causal mask, then m' = max(m, max_s S), P^T = exp(S^T - m'), this block's row sums */
+        for (int64_t s = 0, rs = r0; s < nj; s++) {
+            while (rs < nr && p[rs] < j0 + s)
+                rs++;
+            for (int64_t r = r0; r < rs; r++)
+                w.st[s * NB + r] = -INFINITY;
+        }
         for (int64_t r = r0; r < nr; r++) {
-            float *sr = S + r * NB;
-            int64_t nv = min64(nj, p[r] - j0 + 1);      /* keys s <= p_r */
-            float mx = m[r];
-            for (int64_t s = 0; s < nv; s++)
-                mx = sr[s] > mx ? sr[s] : mx;
-            for (int64_t s = 0; s < nv; s++)
-                sr[s] = exp_ps(sr[s] - mx);
-            float sum = 0.0f;
-            for (int64_t s = 0; s < nv; s++)
-                sum += sr[s];
-            for (int64_t s = nv; s < nj; s++)
-                sr[s] = 0.0f;
-            if (mx != m[r]) {                           /* rescale by e^(m - m'); 0 on the first block */
-                float corr = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx);
-                float *ar = acc + r * dv;
+            w.m_new[r] = w.m[r];
+            w.l_blk[r] = 0.0f;
+        }
+        for (int64_t s = 0; s < nj; s++) {
+            const float *row = w.st + s * NB;
+            for (int64_t r = r0; r < nr; r++)
+                w.m_new[r] = row[r] > w.m_new[r] ? row[r] : w.m_new[r];
+        }
+        for (int64_t s = 0; s < nj; s++) {
+            float *row = w.st + s * NB;
+            for (int64_t r = r0; r < nr; r++) {
+                float e = exp_ps(row[r] - w.m_new[r]);     /* masked: exp(-inf) = 0 */
+                row[r] = e;
+                w.l_blk[r] += e;
+            }
+        }
+        /* l = l e^(m - m') + sum_s P ;  acc = acc e^(m - m') (0 on the first block, m = -inf) */
+        for (int64_t r = r0; r < nr; r++) {
+            if (w.m_new[r] != w.m[r]) {
+                float corr = w.m[r] == -INFINITY ? 0.0f : expf(w.m[r] - w.m_new[r]);
+                float *ar = w.acc + r * dv;
                 for (int64_t i = 0; i < dv; i++)
                     ar[i] *= corr;
-                l[r] *= corr;
+                w.l[r] *= corr;
             }
-            l[r] += sum;
-            m[r] = mx;
+            w.l[r] += w.l_blk[r];
+            w.m[r] = w.m_new[r];
         }
-        /* acc += P V_J */
-        ox_sgemm(1, nq, dv, nj, 1.0f, S + r0 * NB, NB, 1, vj, v.st, 1, 1.0f, acc + r0 * dv, dv, 1);
+        /* acc += P V_J, with P = (P^T)^T given by swapped strides */
+        ox_sgemm(1, nq, dv, nj, 1.0f, w.st + r0, 1, NB, vj, v.st, 1, 1.0f, w.acc + r0 * dv, dv, 1);
         madds += (uint64_t)(nq * nj * (dk + dv));
     }
     float *o = ox_tensor_f32(a->o), *lse = ox_tensor_f32(a->lse);
     for (int64_t r = 0; r < nr; r++) {
-        float inv = 1.0f / l[r];
+        float inv = 1.0f / w.l[r];
         float *orow = o + ((b * a->T + p[r]) * H + h) * dv;
         for (int64_t i = 0; i < dv; i++)
-            orow[i] = acc[r * dv + i] * inv;
-        lse[(b * H + h) * a->T + p[r]] = m[r] + logf(l[r]);
+            orow[i] = w.acc[r * dv + i] * inv;
+        lse[(b * H + h) * a->T + p[r]] = w.m[r] + logf(w.l[r]);
     }
     return madds;
 }
@@ -241,25 +314,28 @@ typedef struct attn_grads {
     const float *dout;
 } attn_grads;
 
-/* Gathers query block qb's rows of Q and dO, their LSE and Delta = dO . O, into scratch. */
+/* Gathers query block qb's rows of Q and dO (both also transposed), their LSE (into w->m) and
+ * Delta = dO . O (into w->l). */
 static const int32_t *bwd_gather(const attn_state *a, const attn_grads *g, int64_t b, int64_t h,
-                                 int64_t qb, float *scr, int64_t *nr)
+                                 int64_t qb, const tile_scratch *w, int64_t *nr)
 {
     const int64_t dk = a->dk, dv = a->dv, H = a->H, T = a->T;
     const int32_t *p = qblock_rows(a, b, qb, nr);
-    float *Q = scr, *dO = Q + NB * dk, *lse = dO + NB * dv + NB * dk + 2 * NB * NB, *delta = lse + NB;
     opnd q = opnd_of(a->q);
-    const float *o = ox_tensor_f32(a->o), *lsev = ox_tensor_f32(a->lse);
+    const float *o = ox_tensor_f32(a->o), *lse = ox_tensor_f32(a->lse);
     for (int64_t r = 0; r < *nr; r++) {
-        memcpy(Q + r * dk, q.p + b * q.sb + p[r] * q.st + h * q.sh, sizeof(float) * (size_t)dk);
+        const float *qr = q.p + b * q.sb + p[r] * q.st + h * q.sh;
         const float *dor = g->dout + ((b * T + p[r]) * H + h) * dv, *orow = o + ((b * T + p[r]) * H + h) * dv;
-        float d = 0.0f;
-        for (int64_t i = 0; i < dv; i++) {
-            dO[r * dv + i] = dor[i];
-            d += dor[i] * orow[i];
+        for (int64_t i = 0; i < dk; i++) {
+            w->q[r * dk + i] = qr[i];
+            w->qt[i * NB + r] = qr[i];
         }
-        delta[r] = d;
-        lse[r] = lsev[(b * H + h) * T + p[r]];
+        for (int64_t i = 0; i < dv; i++) {
+            w->dO[r * dv + i] = dor[i];
+            w->dOt[i * NB + r] = dor[i];
+        }
+        w->l[r] = dot8(dor, orow, dv);
+        w->m[r] = lse[(b * H + h) * T + p[r]];
     }
     return p;
 }
@@ -267,11 +343,10 @@ static const int32_t *bwd_gather(const attn_state *a, const attn_grads *g, int64
 /* One (query block, key block) tile: recompute P, then accumulate dQ (into the block's dQ scratch,
  * when do_dq) and dK, dV (straight into the gradient rows of the key block, when do_dkv). */
 static void bwd_tile(const attn_state *a, const attn_grads *g, int64_t b, int64_t h, const int32_t *p,
-                     int64_t nr, int64_t j0, float *scr, int do_dq, int do_dkv)
+                     int64_t nr, int64_t j0, const tile_scratch *w, int do_dq, int do_dkv)
 {
     const int64_t dk = a->dk, dv = a->dv, H = a->H, T = a->T;
-    float *Q = scr, *dO = Q + NB * dk, *dQ = dO + NB * dv, *S = dQ + NB * dk, *dP = S + NB * NB;
-    float *lse = dP + NB * NB, *delta = lse + NB;
+    const float *lse = w->m, *delta = w->l;
     opnd k = opnd_of(a->k), v = opnd_of(a->v);
     int64_t nj = min64(NB, p[nr - 1] + 1 - j0), r0 = 0;
     while (p[r0] < j0)
@@ -280,81 +355,81 @@ static void bwd_tile(const attn_state *a, const attn_grads *g, int64_t b, int64_
     const float *kj = k.p + b * k.sb + j0 * k.st + h * k.sh;
     const float *vj = v.p + b * v.sb + j0 * v.st + h * v.sh;
 
-    /* P = exp(Q K_J^T / sqrt(dk) - LSE), 0 where s > p_r (recomputed exactly as in the forward) */
-    ox_sgemm(1, nq, nj, dk, a->scale, Q + r0 * dk, dk, 1, kj, 1, k.st, 0.0f, S + r0 * NB, NB, 1);
-    for (int64_t r = r0; r < nr; r++) {
-        float *sr = S + r * NB, lr = lse[r];
-        int64_t nv = min64(nj, p[r] - j0 + 1);
-        for (int64_t s = 0; s < nv; s++)
-            sr[s] = exp_ps(sr[s] - lr);
-        for (int64_t s = nv; s < nj; s++)
-            sr[s] = 0.0f;
+    /* P^T = exp(K_J Q^T / sqrt(dk) - LSE), 0 where key j0 + s > p_r (as in the forward) */
+    ox_sgemm(1, nj, nq, dk, a->scale, kj, k.st, 1, w->qt + r0, NB, 1, 0.0f, w->st + r0, NB, 1);
+    for (int64_t s = 0, rs = r0; s < nj; s++) {
+        float *row = w->st + s * NB;
+        for (int64_t r = r0; r < nr; r++)
+            row[r] = exp_ps(row[r] - lse[r]);
+        while (rs < nr && p[rs] < j0 + s)
+            rs++;
+        for (int64_t r = r0; r < rs; r++)
+            row[r] = 0.0f;
     }
     int need_ds = (do_dq && g->gq) || (do_dkv && g->gk);
     float *gk = g->gk ? g->gk + ((b * T + j0) * H + h) * dk : NULL;
     float *gv = g->gv ? g->gv + ((b * T + j0) * H + h) * dv : NULL;
     /* dV_J += P^T dO */
     if (do_dkv && gv)
-        ox_sgemm(1, nj, dv, nq, 1.0f, S + r0 * NB, 1, NB, dO + r0 * dv, dv, 1, 1.0f, gv, H * dv, 1);
+        ox_sgemm(1, nj, dv, nq, 1.0f, w->st + r0, NB, 1, w->dO + r0 * dv, dv, 1, 1.0f, gv, H * dv, 1);
     if (!need_ds)
         return;
-    /* dP = dO V_J^T ;  dS = P (dP - Delta) */
-    ox_sgemm(1, nq, nj, dv, 1.0f, dO + r0 * dv, dv, 1, vj, 1, v.st, 0.0f, dP + r0 * NB, NB, 1);
-    for (int64_t r = r0; r < nr; r++) {
-        float *dpr = dP + r * NB;
-        const float *sr = S + r * NB;
-        float dr = delta[r];
-        for (int64_t s = 0; s < nj; s++)
-            dpr[s] = sr[s] * (dpr[s] - dr);
+    /* dP^T = V_J dO^T ;  dS^T = P^T (dP^T - Delta) */
+    ox_sgemm(1, nj, nq, dv, 1.0f, vj, v.st, 1, w->dOt + r0, NB, 1, 0.0f, w->dpt + r0, NB, 1);
+    for (int64_t s = 0; s < nj; s++) {
+        float *dpr = w->dpt + s * NB;
+        const float *pr = w->st + s * NB;
+        for (int64_t r = r0; r < nr; r++)
+            dpr[r] = pr[r] * (dpr[r] - delta[r]);
     }
-    /* dQ += dS K_J / sqrt(dk) ;  dK_J += dS^T Q / sqrt(dk) */
+    /* dQ += dS K_J / sqrt(dk)  (dS = (dS^T)^T by swapped strides) ;  dK_J += dS^T Q / sqrt(dk) */
     if (do_dq && g->gq)
-        ox_sgemm(1, nq, dk, nj, a->scale, dP + r0 * NB, NB, 1, kj, k.st, 1, 1.0f, dQ + r0 * dk, dk, 1);
+        ox_sgemm(1, nq, dk, nj, a->scale, w->dpt + r0, 1, NB, kj, k.st, 1, 1.0f, w->dq + r0 * dk, dk, 1);
     if (do_dkv && gk)
-        ox_sgemm(1, nj, dk, nq, a->scale, dP + r0 * NB, 1, NB, Q + r0 * dk, dk, 1, 1.0f, gk, H * dk, 1);
+        ox_sgemm(1, nj, dk, nq, a->scale, w->dpt + r0, NB, 1, w->q + r0 * dk, dk, 1, 1.0f, gk, H * dk, 1);
 }
 
 /* Adds query block qb's dQ scratch into the gradient rows of q. */
 static void bwd_scatter_dq(const attn_state *a, const attn_grads *g, int64_t b, int64_t h,
-                           const int32_t *p, int64_t nr, const float *scr)
+                           const int32_t *p, int64_t nr, const tile_scratch *w)
 {
-    const int64_t dk = a->dk, dv = a->dv;
-    const float *dQ = scr + NB * dk + NB * dv;
+    const int64_t dk = a->dk;
     for (int64_t r = 0; r < nr; r++) {
         float *gr = g->gq + ((b * a->T + p[r]) * a->H + h) * dk;
         for (int64_t i = 0; i < dk; i++)
-            gr[i] += dQ[r * dk + i];
+            gr[i] += w->dq[r * dk + i];
     }
 }
 
 /* Every tile of query block qb, key blocks in increasing order. */
 static void bwd_qblock(const attn_state *a, const attn_grads *g, int64_t b, int64_t h, int64_t qb,
-                       float *scr, int do_dq, int do_dkv)
+                       float *mem, int do_dq, int do_dkv)
 {
+    tile_scratch w = carve(mem, a->dk, a->dv);
     int64_t nr;
-    const int32_t *p = bwd_gather(a, g, b, h, qb, scr, &nr);
-    float *dQ = scr + NB * a->dk + NB * a->dv;
+    const int32_t *p = bwd_gather(a, g, b, h, qb, &w, &nr);
     if (do_dq)
-        memset(dQ, 0, sizeof(float) * (size_t)(NB * a->dk));
+        memset(w.dq, 0, sizeof(float) * (size_t)(NB * a->dk));
     for (int64_t j0 = 0; j0 <= p[nr - 1]; j0 += NB)
-        bwd_tile(a, g, b, h, p, nr, j0, scr, do_dq, do_dkv);
+        bwd_tile(a, g, b, h, p, nr, j0, &w, do_dq, do_dkv);
     if (do_dq && g->gq)
-        bwd_scatter_dq(a, g, b, h, p, nr, scr);
+        bwd_scatter_dq(a, g, b, h, p, nr, &w);
 }
 
 /* Key block kb: dK, dV from every query block that reaches it, query blocks in increasing order
  * (the same order as bwd_qblock's one-pass schedule, so both give the same bits). */
 static void bwd_kblock(const attn_state *a, const attn_grads *g, int64_t b, int64_t h, int64_t kb,
-                       float *scr)
+                       float *mem)
 {
+    tile_scratch w = carve(mem, a->dk, a->dv);
     int64_t j0 = kb * NB;
     for (int64_t qb = 0; qb < n_qblocks(a, b); qb++) {
         int64_t nr;
         const int32_t *p = qblock_rows(a, b, qb, &nr);
         if (p[nr - 1] < j0)
             continue;
-        bwd_gather(a, g, b, h, qb, scr, &nr);
-        bwd_tile(a, g, b, h, p, nr, j0, scr, 0, 1);
+        bwd_gather(a, g, b, h, qb, &w, &nr);
+        bwd_tile(a, g, b, h, p, nr, j0, &w, 0, 1);
     }
 }
 
