@@ -6,9 +6,10 @@
  * order, pos[off[b] .. off[b] + cnt[b]); query block qb of batch b is rows qb*64 .. qb*64+63 of that list.
  * Key block j0 (a multiple of 64) of a query block whose last position is pmax holds keys
  * [j0, min(j0 + 64, pmax + 1)); the rows that take part in it are those with position >= j0, a suffix
- * of the block (positions are sorted), starting at row r0. Every product is an ox_sgemm on contiguous
- * per-thread scratch (gathered Q and dO rows, 64 x 64 score tiles) or directly on the strided rows of
- * k, v and the gradient buffers. */
+ * of the block (positions are sorted), starting at row r0. Every product is a single-threaded ox_sgemm
+ * on per-thread scratch (gathered Q and dO rows, 64 x 64 score tiles kept key-major, see "forward") or
+ * directly on the strided rows of k, v and the gradient buffers; threads split (b, h, block) items, and
+ * each item writes only its own output rows. */
 #include "nn/attention.h"
 #include "tensor/gemm.h"
 #include "tensor/iter.h"
@@ -682,8 +683,10 @@ ox_status ox_nn_attention_step(ox_ctx *ctx, ox_nn_kv_cache *c, const ox_tensor *
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++) {
             int64_t slot = (b * H + h) * cap + t;
-            copy_row(ck + slot * dk, ox_tensor_f32(k) + b * k->stride[0] + h * k->stride[1], dk, k->stride[2]);
-            copy_row(cv + slot * dv, ox_tensor_f32(v) + b * v->stride[0] + h * v->stride[1], dv, v->stride[2]);
+            const float *kr = ox_tensor_f32(k) + b * k->stride[0] + h * k->stride[1];
+            const float *vr = ox_tensor_f32(v) + b * v->stride[0] + h * v->stride[1];
+            copy_row(ck + slot * dk, kr, dk, k->stride[2]);
+            copy_row(cv + slot * dv, vr, dv, v->stride[2]);
         }
     c->len = t + 1;
     if (!q)

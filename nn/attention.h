@@ -7,8 +7,8 @@
  *     P_ts = exp(S_ts - LSE_t),  LSE_t = log sum_{s<=t} exp(S_ts)
  *     o_t  = sum_{s<=t} P_ts v_s
  * Backward (FlashAttention-2, Dao 2023, arXiv 2307.08691; MODELS.md 4.2):
- *     Delta_t = do_t . o_t ;  dv_s += sum_t P_ts do_t ;  dP_ts = do_t . v_s ;
- *     dS_ts = P_ts (dP_ts - Delta_t) ;  dq_t += sum_s dS_ts k_s / sqrt(dk) ;  dk_s += sum_t dS_ts q_t / sqrt(dk)
+ *     Delta_t = do_t . o_t ;  dv_s += sum_t P_ts do_t ;  dP_ts = do_t . v_s ;  dS_ts = P_ts (dP_ts - Delta_t)
+ *     dq_t += sum_s dS_ts k_s / sqrt(dk) ;  dk_s += sum_t dS_ts q_t / sqrt(dk)
  *
  * Subset rows: `rows` is an I32 [B, T] map, 1 = compute query row t (an ATTN row of Oryx), 0 = skip it:
  * its output row is 0 and it sends no gradient (dq row 0, no contribution to dk, dv). NULL = all rows.

@@ -424,7 +424,8 @@ static void subset_case(attn_fn fn, uint64_t seed)
     ox_tensor *dmask = ox_tensor_zeros_like(ctx, x.dout);
     for (int64_t bt = 0; bt < B * T; bt++)
         if (rv[bt])
-            memcpy(ox_tensor_f32(dmask) + bt * H * dv, ox_tensor_f32(x.dout) + bt * H * dv, sizeof(float) * H * dv);
+            memcpy(ox_tensor_f32(dmask) + bt * H * dv, ox_tensor_f32(x.dout) + bt * H * dv,
+                   sizeof(float) * H * dv);
     run s = run_attn(ctx, fn, x.q, x.k, x.v, rows, x.dout);
     run f = run_attn(ctx, fn, x.q, x.k, x.v, NULL, dmask);
     double num = 0, den = 0;
@@ -453,7 +454,8 @@ static void subset_case(attn_fn fn, uint64_t seed)
                           rv, B, T, H, dk, dv);
     cr_assert(rel_d(s.o, g.o, nv) <= 1e-5, "o vs oracle %g", rel_d(s.o, g.o, nv));
     cr_assert(rel_d(s.dq, g.dq, nk) <= 1e-4 && rel_d(s.dk, g.dk, nk) <= 1e-4 && rel_d(s.dv, g.dv, nv) <= 1e-4,
-              "grads vs oracle %g %g %g", rel_d(s.dq, g.dq, nk), rel_d(s.dk, g.dk, nk), rel_d(s.dv, g.dv, nv));
+              "grads vs oracle %g %g %g", rel_d(s.dq, g.dq, nk), rel_d(s.dk, g.dk, nk),
+              rel_d(s.dv, g.dv, nv));
     oracle_free(&g);
     run_free(&s);
     run_free(&f);
@@ -591,7 +593,8 @@ static void step_case(double qscale, double tol, uint64_t seed)
                                          ox_tensor_view_narrow(ctx, x.v, 1, 0, T0)));
     cr_assert_eq(c.len, T0);
     ox_tensor *out = ox_tensor_zeros(ctx, OX_F32, OX_DIMS(B, H, dv));
-    float *got = calloc((size_t)(B * T * H * dv), sizeof(float)), *want = calloc((size_t)(B * T * H * dv), sizeof(float));
+    float *got = calloc((size_t)(B * T * H * dv), sizeof(float));
+    float *want = calloc((size_t)(B * T * H * dv), sizeof(float));
     uint64_t madds = 0;
     ctx->attn_madds = 0;
     for (int64_t t = T0; t < T; t++) {
