@@ -450,10 +450,14 @@ static ox_status attention_backward(ox_ctx *ctx, ox_ag_node *node)
     int nt = job_threads(ctx, a);
     ox_arena_mark mark = ox_arena_get_mark(&ctx->arena);
     float *scr = ox_ctx_alloc(ctx, sizeof(float) * (size_t)(nt * scratch_floats(a->dk, a->dv)));
-    int64_t n_items = 0;
-    for (int64_t b = 0; b < B; b++)
+    /* room for the larger item list: query blocks, or key blocks up to each batch's last selected row */
+    int64_t n_items = 0, n_key_items = 0;
+    for (int64_t b = 0; b < B; b++) {
         n_items += n_qblocks(a, b) * H;
-    item *items = ox_ctx_alloc(ctx, sizeof(item) * (size_t)(n_items + B * H + 1));
+        n_key_items += (a->cnt[b] ? a->pos[a->off[b] + a->cnt[b] - 1] / NB + 1 : 0) * H;
+    }
+    int64_t n_max = n_items > n_key_items ? n_items : n_key_items;
+    item *items = ox_ctx_alloc(ctx, sizeof(item) * (size_t)(n_max + 1));
     if (!scr || !items)
         return ctx->status;
     const int64_t sf = scratch_floats(a->dk, a->dv);

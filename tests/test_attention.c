@@ -553,7 +553,7 @@ Test(attention, memory_stays_linear_in_T)
 /* B*H = 1 < 2 threads runs the two-pass backward (dQ by query blocks, dK/dV by key blocks) in parallel,
  * B*H = 4 >= 2 threads the one-pass backward split by (b, h); one thread always runs the one-pass
  * schedule. All make the same products in the same order: the results must be the same bits. */
-static void threads_case(int64_t B, int64_t H, uint64_t seed)
+static void threads_case(int64_t B, int64_t H, double frac, uint64_t seed)
 {
     const int64_t T = 300, d = 32, n = B * T * H * d;
     run r[2];
@@ -562,7 +562,7 @@ static void threads_case(int64_t B, int64_t H, uint64_t seed)
         ox_ctx_set_threads(ctx, th + 1);
         ox_rng rng = ox_rng_seed(seed);
         qkv x = make_qkv(ctx, &rng, B, T, H, d, d, 1.0);
-        ox_tensor *rows = random_rows(ctx, &rng, B, T, 0.7);
+        ox_tensor *rows = random_rows(ctx, &rng, B, T, frac);
         r[th] = run_attn(ctx, ox_nn_attention, x.q, x.k, x.v, rows, x.dout);
         ox_ctx_free(ctx);
     }
@@ -577,8 +577,9 @@ static void threads_case(int64_t B, int64_t H, uint64_t seed)
 
 Test(attention, two_threads_give_the_same_bits)
 {
-    threads_case(1, 1, 600);
-    threads_case(2, 2, 601);
+    threads_case(1, 1, 0.7, 600);
+    threads_case(1, 1, 0.1, 602);      /* sparse rows: many more key blocks than query blocks */
+    threads_case(2, 2, 0.7, 601);
 }
 
 /* ---- decoding ---- */
