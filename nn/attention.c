@@ -713,8 +713,12 @@ ox_status ox_nn_attention_step(ox_ctx *ctx, ox_nn_kv_cache *c, const ox_tensor *
         float mx = -INFINITY;
         for (int64_t j = 0; j <= t; j++) {           /* s_j = q . k_j / sqrt(dk) */
             float d = 0.0f;
-            for (int64_t i = 0; i < dk; i++)
-                d += qv[i * qs] * kc[j * dk + i];
+            if (qs == 1) {
+                d = dot8(qv, kc + j * dk, dk);
+            } else {
+                for (int64_t i = 0; i < dk; i++)
+                    d += qv[i * qs] * kc[j * dk + i];
+            }
             s[j] = d * scale;
             mx = s[j] > mx ? s[j] : mx;
         }
