@@ -163,13 +163,22 @@ static void run_group(const struct gemm_list *g, int64_t grp, int n_threads)
     }
 }
 
+/* Work (in flops) below which a batch of small products stays on one thread. Each BLIS call also
+ * has a fixed cost of ~2 us, worth ~1e5 flops (bench_matmul section 3: 64 products of 16x16x16,
+ * 0.5 MFLOP in all, take 135 us on one thread), so a call counts as at least that much. The loop
+ * pays off from ~20 us of work, as for one product (tensor/gemm.c, ox_sgemm_threads). */
+#define BATCH_PARALLEL_MIN_FLOPS 1.5e6
+#define CALL_COST_FLOPS 1e5
+
 static void run_list(const ox_ctx *ctx, const struct gemm_list *g)
 {
     int nt = ctx->n_threads;
-    /* Threads inside BLIS when each product is big; across groups when the products are small but
-     * all of them together are big (same threshold as for one product of that total size). */
+    double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k;
+    double work = (double)g->n_items * (flops > CALL_COST_FLOPS ? flops : CALL_COST_FLOPS);
+    /* Threads inside BLIS when each product is big enough for them; otherwise threads across groups
+     * when all the products together are. */
     int across = nt > 1 && g->n_groups > 1 && ox_sgemm_threads(nt, g->m, g->n, g->k) == 1 &&
-                 ox_sgemm_threads(nt, g->n_items * g->m, g->n, g->k) > 1;
+                 work >= BATCH_PARALLEL_MIN_FLOPS;
     if (!across) {
         for (int64_t grp = 0; grp < g->n_groups; grp++)
             run_group(g, grp, nt);

@@ -525,3 +525,14 @@ Test(blis, openmp_build_and_optimised_kernels)
                   "BLIS uses its generic kernels on a CPU with AVX2 (kernel set %s)", ox_gemm_arch());
     ox_ctx_free(ctx);
 }
+
+/* ox_gemm_arch must work before any product: with BLIS_ARCH_TYPE set (ox_gemm_setup sets it on AVX2
+ * CPUs) BLIS 0.9 aborts when the id is queried before it initialised its kernel table. Criterion runs
+ * each test in a fresh process, so no GEMM has run yet here. */
+Test(blis, kernel_set_query_before_any_gemm)
+{
+    ox_ctx *ctx = test_ctx();
+    const char *arch = ox_gemm_arch();
+    cr_assert(arch && arch[0], "no kernel set name");
+    ox_ctx_free(ctx);
+}
