@@ -17,11 +17,12 @@
  *  - batch loop: one GEMM per batch item. When each product is big enough for threads
  *    (ox_sgemm_threads > 1) the items run in order, each GEMM using ctx->n_threads; when the products
  *    are small but the batch as a whole is big, items run in an OpenMP loop, one thread per GEMM.
- *  - broadcast gradients: products whose results land in the same gradient matrix (a b that was
+ *  - broadcast gradients: products whose results land in the same gradient matrix (an input that was
  *    broadcast over batch axes) form a group; a group always runs on one thread, in increasing batch
  *    order, with beta = 1, and only different groups run in parallel. So the sums, and the results,
  *    are bit-identical for a fixed thread count.
- * All scratch (offset tables) comes from the arena and is released before returning. */
+ * Scratch (offset tables; the copies when nothing is recorded) comes from the arena and is released
+ * before returning. */
 #include "autograd/ops.h"
 #include "tensor/gemm.h"
 
@@ -275,8 +276,11 @@ static ox_status matmul_backward(ox_ctx *ctx, ox_ag_node *node)
         /* dA_i += dC_i B_i^T for every item i, grouped by the dA matrix it lands in */
         batch_strides(&bt, a, 1, st);
         int64_t *off_ga = item_offsets(ctx, &bt, st);
-        struct gemm_list g = { M, K, N, pdc, N, 1, off_c, pb, csb, rsb, off_b, 1.0f,
-                               ox_tensor_f32(ga), K, 1, off_ga, bt.n, bt.n, NULL, NULL };
+        struct gemm_list g = { .m = M, .n = K, .k = N,
+                               .a = pdc, .rsa = N, .csa = 1, .offa = off_c,
+                               .b = pb, .rsb = csb, .csb = rsb, .offb = off_b,
+                               .beta = 1.0f, .c = ox_tensor_f32(ga), .rsc = K, .csc = 1, .offc = off_ga,
+                               .n_items = bt.n };
         if (!off_ga || group_by_target(ctx, &g, M * K, ox_tensor_numel(ga) / (M * K)))
             return ctx->status;
         run_list(ctx, &g);
@@ -285,8 +289,11 @@ static ox_status matmul_backward(ox_ctx *ctx, ox_ag_node *node)
         /* dB_i += A_i^T dC_i, grouped by the dB matrix it lands in */
         batch_strides(&bt, b, 1, st);
         int64_t *off_gb = item_offsets(ctx, &bt, st);
-        struct gemm_list g = { K, N, M, pa, csa, rsa, off_a, pdc, N, 1, off_c, 1.0f,
-                               ox_tensor_f32(gb), N, 1, off_gb, bt.n, bt.n, NULL, NULL };
+        struct gemm_list g = { .m = K, .n = N, .k = M,
+                               .a = pa, .rsa = csa, .csa = rsa, .offa = off_a,
+                               .b = pdc, .rsb = N, .csb = 1, .offb = off_c,
+                               .beta = 1.0f, .c = ox_tensor_f32(gb), .rsc = N, .csc = 1, .offc = off_gb,
+                               .n_items = bt.n };
         if (!off_gb || group_by_target(ctx, &g, K * N, ox_tensor_numel(gb) / (K * N)))
             return ctx->status;
         run_list(ctx, &g);
@@ -367,8 +374,11 @@ ox_tensor *ox_ag_matmul(ox_ctx *ctx, ox_tensor *a, ox_tensor *b)
         int64_t *off_c = item_offsets(ctx, &bt, st);
         if (!off_a || !off_b || !off_c)
             return NULL;
-        struct gemm_list g = { M, N, K, pa, au->stride[na - 2], csa, off_a, pb, rsb, csb, off_b, 0.0f,
-                               pc, N, 1, off_c, bt.n, bt.n, NULL, NULL };
+        struct gemm_list g = { .m = M, .n = N, .k = K,
+                               .a = pa, .rsa = au->stride[na - 2], .csa = csa, .offa = off_a,
+                               .b = pb, .rsb = rsb, .csb = csb, .offb = off_b,
+                               .beta = 0.0f, .c = pc, .rsc = N, .csc = 1, .offc = off_c,
+                               .n_items = bt.n, .n_groups = bt.n };
         run_list(ctx, &g);
     }
 
