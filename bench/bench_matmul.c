@@ -3,7 +3,8 @@
  * 1. Toy-model shapes (M = 2048 tokens, K and N from {256, 704, 768}), all four transpose combinations,
  *    at 1 and 2 threads: GFLOP/s of ox_ag_matmul (gradients off, context reset before each call so the
  *    arena does not grow) and of bli_sgemm_ex on the same buffers, same kernel set and thread count.
- *    Medians of REPS runs after warm-up; the two are timed alternately so machine load hits both alike.
+ *    Medians of REPS runs after warm-up; the two are timed alternately so machine load hits both alike,
+ *    and lib/BLIS is the median of the per-repeat time ratios.
  * 2. Small cubes n x n x n at 1 and 2 BLIS threads (direct), to place the threshold below which
  *    ox_sgemm_threads (tensor/gemm.c) keeps a product on one thread.
  * 3. Batches of small products through ox_ag_matmul at 1 and 2 threads (the OpenMP batch loop).
@@ -20,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#define REPS 15
+#define REPS 21
 #define WARMUP 2
 
 static double now(void)
@@ -91,10 +92,16 @@ static void bench_shape(ox_ctx *ctx, ox_rng *rng, int nt, int64_t M, int64_t K, 
             t_blis[r] = t3 - t2;
         }
     }
+    /* the ratio is the median of the per-repeat ratios of the two back-to-back timings, which
+     * cancels slow changes in machine load that the separate medians may catch unevenly */
+    double ratio[REPS];
+    for (int r = 0; r < REPS; r++)
+        ratio[r] = t_blis[r] / t_lib[r];
     double gf = 2.0 * (double)M * (double)N * (double)K * 1e-9;
     double lib = gf / median(t_lib, REPS), blis = gf / median(t_blis, REPS);
     printf("%4d  %5lld %5lld %5lld  %-7s  %8.1f  %8.1f  %6.3f\n", nt, (long long)M, (long long)K,
-           (long long)N, ta ? (tb ? "A^T B^T" : "A^T B") : (tb ? "A B^T" : "A B"), lib, blis, lib / blis);
+           (long long)N, ta ? (tb ? "A^T B^T" : "A^T B") : (tb ? "A B^T" : "A B"), lib, blis,
+           median(ratio, REPS));
     ox_tensor_free(a0);
     ox_tensor_free(b0);
 }
@@ -192,7 +199,7 @@ int main(int argc, char **argv)
     if (!cbuf)
         return 1;
     printf("\n1. ox_ag_matmul vs bli_sgemm_ex, GFLOP/s (median of %d after %d warm-up)\n", REPS, WARMUP);
-    printf("thr      M     K     N  op            lib      BLIS  lib/BLIS\n");
+    printf("thr      M     K     N  op            lib      BLIS  lib/BLIS (median of paired ratios)\n");
     for (int nt = 1; nt <= 2 && !only_small; nt++)
         for (size_t s = 0; s < sizeof kn / sizeof kn[0]; s++)
             for (int tr = 0; tr < 4; tr++)
