@@ -35,10 +35,11 @@ int ox_sgemm_threads(int n_threads, int64_t m, int64_t n, int64_t k)
 {
     /* A second thread must be woken and synchronised (~3 us when OpenMP's threads are spinning, ~10 us
      * when they sleep), so it pays only when the product takes ~20 us or more on one thread.
-     * bench/bench_matmul section 2 (2 cores, 2 threads vs 1, medians): 32^3 (0.07 MFLOP) 0.5-1.0x,
-     * 64^3 (0.5 MFLOP) 1.06-1.56x, 80^3 (1.0 MFLOP) 0.9-1.7x, 96^3 (1.8 MFLOP, ~25 us) 1.2-1.7x,
-     * 128^3 (4.2 MFLOP) 1.5-2.2x; the gain below ~1.5 MFLOP was small and unreliable, so products
-     * below it stay on one thread (the earlier 4 MFLOP threshold left 1.2-2x unused on 96^3-128^3). */
+     * bench/bench_matmul section 2 (2 shared cores, 2 threads vs 1, medians, range over 4 runs):
+     * 32^3 (0.07 MFLOP) 0.4-1.0x, 64^3 (0.5 MFLOP) 0.8-1.6x, 80^3 (1.0 MFLOP) 0.9-1.7x,
+     * 96^3 (1.8 MFLOP, ~20 us) 1.05-1.75x, 112^3 1.2-2.0x, 128^3 (4.2 MFLOP) 1.5-2.2x. Below ~1.5 MFLOP
+     * the gain is small and unreliable, so those products stay on one thread (the earlier 4 MFLOP
+     * threshold left 1.2-2x unused on 96^3-128^3). */
     double flops = 2.0 * (double)m * (double)n * (double)k;
     if (n_threads <= 1 || flops < 1.5e6)
         return 1;
