@@ -23,6 +23,9 @@ void ox_gemm_setup(void) { pthread_once(&setup_once, setup); }
 const char *ox_gemm_arch(void)
 {
     ox_gemm_setup();
+    /* With BLIS_ARCH_TYPE set, querying the id before BLIS has initialised its kernel table aborts
+     * ("Accessed uninitialized context in gks"), so initialise first (idempotent). */
+    bli_init();
     return bli_arch_string(bli_arch_query_id());
 }
 
@@ -30,10 +33,15 @@ int ox_gemm_blis_openmp(void) { return (int)bli_info_get_enable_openmp(); }
 
 int ox_sgemm_threads(int n_threads, int64_t m, int64_t n, int64_t k)
 {
-    /* Below ~2 MFLOP a second thread costs more (wake-up, packing) than it saves: 64^3*2 = 0.5 MFLOP
-     * was measured faster on one thread. */
+    /* A second thread must be woken and synchronised (~3 us when OpenMP's threads are spinning, ~10 us
+     * when they sleep), so it pays only when the product takes ~20 us or more on one thread.
+     * bench/bench_matmul section 2 (2 shared cores, 2 threads vs 1, medians, range over 4 runs):
+     * 32^3 (0.07 MFLOP) 0.4-1.0x, 64^3 (0.5 MFLOP) 0.8-1.6x, 80^3 (1.0 MFLOP) 0.9-1.7x,
+     * 96^3 (1.8 MFLOP, ~20 us) 1.05-1.75x, 112^3 1.2-2.0x, 128^3 (4.2 MFLOP) 1.5-2.2x. Below ~1.5 MFLOP
+     * the gain is small and unreliable, so those products stay on one thread (the earlier 4 MFLOP
+     * threshold left 1.2-2x unused on 96^3-128^3). */
     double flops = 2.0 * (double)m * (double)n * (double)k;
-    if (n_threads <= 1 || flops < 4e6)
+    if (n_threads <= 1 || flops < 1.5e6)
         return 1;
     return n_threads;
 }
