@@ -5,7 +5,7 @@
 #include <math.h>
 
 #define CHUNK 16384   /* elements per partial sum: fixed, so the sum does not depend on threads */
-#define BATCH 256     /* chunks per parallel loop (their partial sums live on the stack) */
+#define BATCH 1024    /* chunks per parallel loop (their pointers and partial sums live on the stack) */
 
 /* Sum of squares of n floats in double: eight interleaved sums (vectorisable: no reassociation of one
  * accumulator), combined in a fixed tree. */
@@ -21,24 +21,41 @@ static double chunk_sumsq(const float *restrict x, int64_t n)
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-/* Chunk sums of x[0 .. n), added in chunk order. Chunks are independent outputs, so they may run in
- * parallel; each is computed the same way whichever thread does it. */
-static double tensor_sumsq(const float *x, int64_t n, int n_threads)
+/* A batch of chunks of the concatenated gradients, in order: where each starts, its length, its tensor;
+ * and the running sums the finished chunks are folded into. */
+struct sumsq {
+    int n;                 /* chunks in the batch */
+    int64_t elems;         /* their elements */
+    const float *ptr[BATCH];
+    int64_t len[BATCH];
+    int param[BATCH];
+    double part[BATCH];
+    int cur;               /* tensor whose sum is being accumulated */
+    double tsum, total;    /* its sum so far; the sum of the finished tensors */
+    int first_bad;         /* first tensor whose sum is not finite, or -1 */
+};
+
+/* Sums the batch's chunks (independent outputs, so in parallel when the batch is large; each is
+ * computed the same way whichever thread does it), then adds them in chunk order into their tensor's
+ * sum, and each finished tensor's sum, in list order, into the total. */
+static void flush(struct sumsq *q, int n_threads)
 {
-    int64_t nch = (n + CHUNK - 1) / CHUNK;
-    int nt = n >= OX_PARALLEL_MIN && n_threads > 1 ? n_threads : 1;
-    double total = 0, part[BATCH];
-    for (int64_t c0 = 0; c0 < nch; c0 += BATCH) {
-        int nb = nch - c0 < BATCH ? (int)(nch - c0) : BATCH;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-        for (int j = 0; j < nb; j++) {
-            int64_t b = (c0 + j) * CHUNK, e = b + CHUNK < n ? b + CHUNK : n;
-            part[j] = chunk_sumsq(x + b, e - b);
+    int nt = q->elems >= OX_PARALLEL_MIN && n_threads > 1 ? n_threads : 1;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (nt > 1)
+    for (int j = 0; j < q->n; j++)
+        q->part[j] = chunk_sumsq(q->ptr[j], q->len[j]);
+    for (int j = 0; j < q->n; j++) {
+        if (q->param[j] != q->cur) {
+            if (!isfinite(q->tsum) && q->first_bad < 0)
+                q->first_bad = q->cur;
+            q->total += q->tsum;
+            q->tsum = 0;
+            q->cur = q->param[j];
         }
-        for (int j = 0; j < nb; j++)
-            total += part[j];
+        q->tsum += q->part[j];
     }
-    return total;
+    q->n = 0;
+    q->elems = 0;
 }
 
 /* The norm, or OX_ERR_NUMERIC naming the first parameter (list order) with a NaN/Inf gradient element. */
@@ -48,15 +65,28 @@ static ox_status norm_impl(ox_ctx *ctx, const char *op, const ox_nn_params *ps, 
         *norm = NAN;
     if (ox_optim_check_params(ctx, op, ps, NULL))
         return ctx->status;
-    double total = 0;
-    int first_bad = -1;
+    struct sumsq q;
+    q.n = q.cur = 0;
+    q.elems = 0;
+    q.tsum = q.total = 0;
+    q.first_bad = -1;
     for (int i = 0; i < ps->n; i++) {
         const ox_tensor *g = ps->items[i].t->grad;
-        double s = tensor_sumsq(ox_tensor_f32(g), ox_tensor_numel(g), ctx->n_threads);
-        if (!isfinite(s) && first_bad < 0)
-            first_bad = i;
-        total += s;
+        int64_t n = ox_tensor_numel(g);
+        for (int64_t s = 0; s < n; s += CHUNK) {
+            q.ptr[q.n] = ox_tensor_f32(g) + s;
+            q.len[q.n] = n - s < CHUNK ? n - s : CHUNK;
+            q.param[q.n] = i;
+            q.elems += q.len[q.n];
+            if (++q.n == BATCH)
+                flush(&q, ctx->n_threads);
+        }
     }
+    flush(&q, ctx->n_threads);
+    if (!isfinite(q.tsum) && q.first_bad < 0)   /* the last tensor */
+        q.first_bad = q.cur;
+    double total = q.total + q.tsum;
+    int first_bad = q.first_bad;
     if (norm)
         *norm = sqrt(total);
     if (first_bad < 0 && isfinite(total))
