@@ -5,7 +5,7 @@
 #include <math.h>
 
 #define CHUNK 16384   /* elements per partial sum: fixed, so the sum does not depend on threads */
-#define BATCH 1024    /* chunks per parallel loop (their pointers and partial sums live on the stack) */
+#define BATCH 256     /* chunks per parallel loop (their pointers and partial sums live on the stack) */
 
 /* Sum of squares of n floats in double: eight interleaved sums (vectorisable: no reassociation of one
  * accumulator), combined in a fixed tree. */

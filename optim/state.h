@@ -34,8 +34,8 @@ void ox_optim_state_free(ox_optim_state *st);
 
 /* Checks what every optimizer and gradient function needs of ps: F32 parameters, contiguous, each with a
  * contiguous gradient of the same shape; and, when st is not NULL, that the list still has the
- * parameters st was made for (same count and shapes). Records OX_ERR_DTYPE / OX_ERR_ARG / OX_ERR_STATE
- * with a message that starts with `op` and names the parameter; returns the status. */
+ * parameters st was made for (same count and shapes). Records OX_ERR_DTYPE / OX_ERR_SHAPE / OX_ERR_ARG /
+ * OX_ERR_STATE with a message that starts with `op` and names the parameter; returns the status. */
 ox_status ox_optim_check_params(ox_ctx *ctx, const char *op, const ox_nn_params *ps, const ox_optim_state *st);
 
 /* fn(arg, i, begin, end) handles elements [begin, end) of parameter i. */

@@ -850,3 +850,34 @@ Test(clip, missing_gradient_is_an_error)
     ox_nn_params_free(&ps);
     ox_ctx_free(ctx);
 }
+
+Test(clip, many_tensors_cross_chunk_batches)
+{
+    /* 300 small gradients and two spanning several 16384-element chunks: more chunks than one batch of
+     * clip.c (256), so the sum is carried across batches. The norm matches the double reference
+     * (tolerance as in norm_matches_double_reference), is bitwise the same on 1 and 2 threads, and a NaN
+     * in a tensor of the second batch is reported under that tensor's name. */
+    ox_ctx *ctx = test_ctx();
+    ox_rng rng = ox_rng_seed(41);
+    ox_nn_params ps;
+    ox_nn_params_init(&ps);
+    for (int i = 0; i < 302; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "p%d", i);
+        int64_t n = i == 7 || i == 150 ? 40000 + i : 1 + (i * 37) % 61;
+        ox_tensor *t = add_param(ctx, &ps, name, OX_DIMS(n), OX_NN_NO_DECAY);
+        fill_randn(ctx, &rng, t->grad, 0.5);
+    }
+    double ref = ref_norm(&ps), n1 = 0, n2 = 0;
+    assert_ok(ctx, ox_optim_grad_norm(ctx, &ps, &n1));
+    cr_assert(fabs(n1 - ref) <= 1e-11 * ref, "%.17g vs %.17g", n1, ref);
+    ox_ctx_set_threads(ctx, 2);
+    assert_ok(ctx, ox_optim_grad_norm(ctx, &ps, &n2));
+    cr_assert(memcmp(&n1, &n2, sizeof n1) == 0, "%.17g vs %.17g", n1, n2);
+    fdata(ps.items[290].t->grad)[3] = NAN;
+    cr_assert_eq(ox_optim_grad_check_finite(ctx, &ps), OX_ERR_NUMERIC);
+    cr_assert(strstr(ox_ctx_message(ctx), "'p290'"), "%s", ox_ctx_message(ctx));
+    cr_assert(strstr(ox_ctx_message(ctx), "element 3"), "%s", ox_ctx_message(ctx));
+    ox_nn_params_free(&ps);
+    ox_ctx_free(ctx);
+}
