@@ -108,9 +108,9 @@ static void adamw_three_steps(int64_t t0)
     ox_rng rng = ox_rng_seed(11);
     ox_nn_params ps;
     ox_nn_params_init(&ps);
-    ox_tensor *w = add_param(ctx, &ps, "layers.0.mlp.up_proj.weight", OX_DIMS(3, 5), OX_NN_DECAY);
-    ox_tensor *nw = add_param(ctx, &ps, "layers.0.norm.weight", OX_DIMS(5), OX_NN_NO_DECAY);
-    ox_tensor *bv = add_param(ctx, &ps, "layers.0.flagged.bias", OX_DIMS(4), OX_NN_DECAY);
+    add_param(ctx, &ps, "layers.0.mlp.up_proj.weight", OX_DIMS(3, 5), OX_NN_DECAY);
+    add_param(ctx, &ps, "layers.0.norm.weight", OX_DIMS(5), OX_NN_NO_DECAY);
+    add_param(ctx, &ps, "layers.0.flagged.bias", OX_DIMS(4), OX_NN_DECAY);
     ox_optim_adamw_config cfg = { .b1 = 0.9f, .b2 = 0.99f, .eps = 1e-8f, .wd = 0.1f };
     ox_optim_adamw *opt = ox_optim_adamw_new(ctx, &ps, cfg);
     cr_assert_not_null(opt, "%s", ox_ctx_message(ctx));
@@ -135,7 +135,6 @@ static void adamw_three_steps(int64_t t0)
                                ps.items[i].name);
         }
     }
-    (void)w, (void)nw, (void)bv;
     ox_optim_adamw_free(opt);
     ox_nn_params_free(&ps);
     ox_ctx_free(ctx);
@@ -346,7 +345,8 @@ static void threads_agree(int use_adamw)
         if (use_adamw)
             a[k] = ox_optim_adamw_new(cc[k], pp[k], ox_optim_adamw_defaults());
         else
-            s[k] = ox_optim_sgd_new(cc[k], pp[k], (ox_optim_sgd_config){ .momentum = 0.9f, .wd = 0.01f, .nesterov = 1 });
+            s[k] = ox_optim_sgd_new(cc[k], pp[k],
+                                    (ox_optim_sgd_config){ .momentum = 0.9f, .wd = 0.01f, .nesterov = 1 });
         cr_assert(a[k] || s[k]);
     }
     for (int step = 0; step < 3; step++) {
@@ -435,8 +435,10 @@ static double train_quadratic(int use_adamw)
     ox_tensor *w = add_param(ctx, &ps, "q.weight", OX_DIMS(8, 16), OX_NN_DECAY);
     ox_tensor *u = add_param(ctx, &ps, "q.norm", OX_DIMS(16), OX_NN_NO_DECAY);
     /* targets and curvatures, heap-owned so they survive ox_ctx_reset */
-    ox_tensor *cw = ox_tensor_new_owned(ctx, OX_F32, OX_DIMS(8, 16)), *cu = ox_tensor_new_owned(ctx, OX_F32, OX_DIMS(16));
-    ox_tensor *aw = ox_tensor_new_owned(ctx, OX_F32, OX_DIMS(8, 16)), *au = ox_tensor_new_owned(ctx, OX_F32, OX_DIMS(16));
+    ox_tensor *cw = ox_tensor_new_owned(ctx, OX_F32, OX_DIMS(8, 16));
+    ox_tensor *aw = ox_tensor_new_owned(ctx, OX_F32, OX_DIMS(8, 16));
+    ox_tensor *cu = ox_tensor_new_owned(ctx, OX_F32, OX_DIMS(16));
+    ox_tensor *au = ox_tensor_new_owned(ctx, OX_F32, OX_DIMS(16));
     fill_randn(ctx, &rng, cw, 1.0);
     fill_randn(ctx, &rng, cu, 1.0);
     assert_ok(ctx, ox_tensor_copy(ctx, aw, ox_tensor_rand(ctx, &rng, OX_DIMS(8, 16), 0.5, 2.0)));
