@@ -1,0 +1,100 @@
+/* test_mixer_golden.c - the mixer layer (trunk + one core) against the golden vectors of an independent
+ * PyTorch implementation (tests/data/golden, README there): outputs and intermediates rel <= 1e-4, every
+ * gradient rel <= 1e-3 (the golden README's tolerances: fp32 sums over many tokens cost more in the
+ * gradients; a missing term or wrong convention shows up as 1e-2 or worse). Sizes T = 37 (one partial
+ * chunk) and T = 150 (three chunks, two key blocks). */
+#include "test_util.h"
+
+#include "nn/mixer.h"
+#include "tensor/safetensors.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void check_rel(const char *file, const char *what, ox_ctx *ctx, ox_tensor *got, const ox_tensor *ref,
+                      double tol)
+{
+    cr_assert_not_null(got, "%s: %s missing (%s)", file, what, ox_ctx_message(ctx));
+    cr_assert_eq(ox_tensor_numel(got), ox_tensor_numel(ref), "%s: %s size", file, what);
+    ox_tensor *g = ox_tensor_contiguous(ctx, got);
+    double r = rel_err(ox_tensor_f32(g), ox_tensor_f32(ref), ox_tensor_numel(ref));
+    cr_assert_leq(r, tol, "%s: %s rel error %.3g > %.0e", file, what, r, tol);
+}
+
+static void run_golden(const char *file)
+{
+    char path[256];
+    snprintf(path, sizeof path, "tests/data/golden/%s", file);
+    ox_ctx *ctx = test_ctx();
+    ox_st_file *f = ox_safetensors_load(ctx, path);
+    cr_assert_not_null(f, "%s", ox_ctx_message(ctx));
+    const char *kind = ox_st_file_meta(f, "mixer");
+    cr_assert_not_null(kind);
+    ox_nn_mixer_config cfg = {
+        .d_model = atoi(ox_st_file_meta(f, "d_model")), .n_heads = atoi(ox_st_file_meta(f, "n_heads")),
+        .d_k = atoi(ox_st_file_meta(f, "d_k")), .d_v = atoi(ox_st_file_meta(f, "d_v")),
+        .conv_act = strcmp(ox_st_file_meta(f, "conv_act"), "silu") == 0 ? OX_NN_ACT_SILU : OX_NN_ACT_NONE,
+        .cores = strcmp(kind, "attention") == 0 ? OX_NN_CORE_ATTN
+               : strcmp(kind, "gdn") == 0       ? OX_NN_CORE_GDN
+                                                : OX_NN_CORE_MAMBA2,
+        .n_layers = 1,
+    };
+    ox_nn_params ps;
+    ox_nn_params_init(&ps);
+    ox_nn_mixer m;
+    ox_rng rng = ox_rng_seed(1);
+    assert_ok(ctx, ox_nn_mixer_init(ctx, &ps, &m, "mixer", &cfg, &rng));
+    /* the file holds every parameter of this mixer and nothing else named mixer.* */
+    for (int i = 0; i < ps.n; i++) {
+        ox_tensor *src = ox_st_file_get(f, ps.items[i].name);
+        cr_assert_not_null(src, "%s: parameter %s not in the file", file, ps.items[i].name);
+        assert_ok(ctx, ox_tensor_copy(ctx, ps.items[i].t, src));
+    }
+    for (int64_t i = 0; i < f->n; i++)
+        if (strncmp(f->entries[i].name, "mixer.", 6) == 0)
+            cr_assert_not_null(ox_nn_params_get(&ps, f->entries[i].name), "%s: file parameter %s not in the layer",
+                               file, f->entries[i].name);
+    ox_tensor *x = ox_st_file_get(f, "x");
+    assert_ok(ctx, ox_tensor_require_grad(ctx, x));
+    ox_nn_mixer_trace tr = { 0 };
+    ox_tensor *y = ox_nn_mixer_forward(ctx, &m, x, NULL, &tr);
+    cr_assert_not_null(y, "%s: %s", file, ox_ctx_message(ctx));
+    check_rel(file, "y", ctx, y, ox_st_file_get(f, "y"), 1e-4);
+    check_rel(file, "inter.k", ctx, tr.k, ox_st_file_get(f, "inter.k"), 1e-4);
+    check_rel(file, "inter.v", ctx, tr.v, ox_st_file_get(f, "inter.v"), 1e-4);
+    check_rel(file, "inter.g", ctx, tr.g, ox_st_file_get(f, "inter.g"), 1e-4);
+    check_rel(file, "inter.o", ctx, tr.o, ox_st_file_get(f, "inter.o"), 1e-4);
+    check_rel(file, "inter.q", ctx, cfg.cores == OX_NN_CORE_ATTN ? tr.q_attn : tr.q_lin,
+              ox_st_file_get(f, "inter.q"), 1e-4);
+    if (ox_st_file_get(f, "inter.q_rot")) {     /* the T150 attention file */
+        check_rel(file, "inter.q_rot", ctx, tr.q_rot, ox_st_file_get(f, "inter.q_rot"), 1e-4);
+        check_rel(file, "inter.k_rot", ctx, tr.k_rot, ox_st_file_get(f, "inter.k_rot"), 1e-4);
+    }
+    if (cfg.cores == OX_NN_CORE_GDN) {
+        check_rel(file, "inter.k_norm", ctx, tr.k_norm, ox_st_file_get(f, "inter.k_norm"), 1e-4);
+        check_rel(file, "inter.beta", ctx, tr.beta, ox_st_file_get(f, "inter.beta"), 1e-4);
+        check_rel(file, "inter.log_alpha", ctx, tr.log_alpha, ox_st_file_get(f, "inter.log_alpha"), 1e-4);
+    }
+    if (cfg.cores == OX_NN_CORE_MAMBA2)
+        check_rel(file, "inter.dt", ctx, tr.dt, ox_st_file_get(f, "inter.dt"), 1e-4);
+
+    assert_ok(ctx, ox_ag_backward_seeded(ctx, y, ox_st_file_get(f, "w_out")));
+    check_rel(file, "grad.x", ctx, x->grad, ox_st_file_get(f, "grad.x"), 1e-3);
+    for (int i = 0; i < ps.n; i++) {
+        char gname[200];
+        snprintf(gname, sizeof gname, "grad.%s", ps.items[i].name);
+        ox_tensor *ref = ox_st_file_get(f, gname);
+        cr_assert_not_null(ref, "%s: %s missing", file, gname);
+        check_rel(file, gname, ctx, ps.items[i].t->grad, ref, 1e-3);
+    }
+    ox_nn_params_free(&ps);
+    ox_st_file_free(f);
+    ox_ctx_free(ctx);
+}
+
+Test(mixer_golden, attention_T37) { run_golden("mixer_attention.safetensors"); }
+Test(mixer_golden, attention_T150) { run_golden("mixer_attention_T150.safetensors"); }
+Test(mixer_golden, gdn_T37) { run_golden("mixer_gdn.safetensors"); }
+Test(mixer_golden, gdn_T150) { run_golden("mixer_gdn_T150.safetensors"); }
+Test(mixer_golden, mamba2_T37) { run_golden("mixer_mamba2.safetensors"); }
+Test(mixer_golden, mamba2_T150) { run_golden("mixer_mamba2_T150.safetensors"); }
