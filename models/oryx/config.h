@@ -70,7 +70,7 @@ const char *ox_oryx_kind_name(ox_oryx_kind k);
 
 /* The metadata strings of MODELS 12.3 for a configuration: kv[0 .. n-1] point into store (the struct
  * owns everything; no allocation). */
-#define OX_ORYX_META_KEYS 17
+#define OX_ORYX_META_KEYS 16
 typedef struct ox_oryx_meta {
     ox_st_kv kv[OX_ORYX_META_KEYS];
     int n;
