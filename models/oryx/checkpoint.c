@@ -174,7 +174,17 @@ ox_status ox_oryx_load(ox_ctx *ctx, const char *path, ox_oryx_model *m, int64_t 
     for (int i = 0; i < m->params.n; i++)
         ents[i] = (ox_st_entry){ m->params.items[i].name, m->params.items[i].t };
     ox_st_meta *meta = NULL;
-    ox_safetensors_read_strict(ctx, path, ents, m->params.n, &meta);
+    if (ox_safetensors_read_strict(ctx, path, ents, m->params.n, &meta) == OX_ERR_FORMAT) {
+        /* say which model the metadata describes: a tensor mismatch usually means a file of another model */
+        char msg[sizeof ctx->message];
+        snprintf(msg, sizeof msg, "%s", ctx->message);
+        ox_ctx_clear_error(ctx);
+        ox_ctx_fail(ctx, OX_ERR_FORMAT, "%s (its metadata describes arch '%s', linear_mixer '%s', D=%lld L=%lld "
+                    "H=%lld dk=%lld dv=%lld F=%lld V=%lld)", msg, ox_oryx_config_arch(&cfg),
+                    ox_oryx_linear_name(cfg.linear), (long long)cfg.d_model, (long long)cfg.n_layers,
+                    (long long)cfg.n_heads, (long long)cfg.d_k, (long long)cfg.d_v, (long long)cfg.mlp_hidden,
+                    (long long)cfg.vocab);
+    }
     ox_free(ents);
     int64_t s = meta_count(ctx, path, meta, "step"), sl = meta_count(ctx, path, meta, "train_seq_len");
     ox_st_meta_free(meta);
