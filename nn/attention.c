@@ -103,10 +103,11 @@ static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
  * parts so r is exact), e^r by its degree-7 Taylor-minimax polynomial, 2^n put into the exponent bits.
  * Relative error <= 2 ulp for x in [-87.3, 88] (larger x is clamped to 88; here x <= ~0 always);
  * returns 0 below -87.3, where e^x < FLT_MIN: every weight here is divided by a sum >= 1, so those are
- * below 1e-38 of the result. */
+ * below 1e-38 of the result. NaN propagates. */
 static inline float exp_ps(float x)
 {
-    float xc = x > 88.0f ? 88.0f : (x < -87.3f ? -87.3f : x);
+    float xc = x < 88.0f ? x : 88.0f;            /* also maps NaN to a finite value: no UB below */
+    xc = xc > -87.3f ? xc : -87.3f;
     float n = floorf(xc * 1.44269504088896341f + 0.5f);
     float r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
@@ -118,7 +119,8 @@ static inline float exp_ps(float x)
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
     union { int32_t i; float f; } e = { ((int32_t)n + 127) << 23 };
-    return x < -87.3f ? 0.0f : p * e.f;
+    float y = x < -87.3f ? 0.0f : p * e.f;
+    return x == x ? y : x;                      /* NaN in, NaN out */
 }
 
 static inline int64_t n_qblocks(const attn_state *a, int64_t b) { return (a->cnt[b] + NB - 1) / NB; }
@@ -450,10 +452,14 @@ static ox_status attention_backward(ox_ctx *ctx, ox_ag_node *node)
     int nt = job_threads(ctx, a);
     ox_arena_mark mark = ox_arena_get_mark(&ctx->arena);
     float *scr = ox_ctx_alloc(ctx, sizeof(float) * (size_t)(nt * scratch_floats(a->dk, a->dv)));
-    int64_t n_items = 0;
-    for (int64_t b = 0; b < B; b++)
+    /* room for the larger item list: query blocks, or key blocks up to each batch's last selected row */
+    int64_t n_items = 0, n_key_items = 0;
+    for (int64_t b = 0; b < B; b++) {
         n_items += n_qblocks(a, b) * H;
-    item *items = ox_ctx_alloc(ctx, sizeof(item) * (size_t)(n_items + B * H + 1));
+        n_key_items += (a->cnt[b] ? a->pos[a->off[b] + a->cnt[b] - 1] / NB + 1 : 0) * H;
+    }
+    int64_t n_max = n_items > n_key_items ? n_items : n_key_items;
+    item *items = ox_ctx_alloc(ctx, sizeof(item) * (size_t)(n_max + 1));
     if (!scr || !items)
         return ctx->status;
     const int64_t sf = scratch_floats(a->dk, a->dv);
@@ -707,8 +713,12 @@ ox_status ox_nn_attention_step(ox_ctx *ctx, ox_nn_kv_cache *c, const ox_tensor *
         float mx = -INFINITY;
         for (int64_t j = 0; j <= t; j++) {           /* s_j = q . k_j / sqrt(dk) */
             float d = 0.0f;
-            for (int64_t i = 0; i < dk; i++)
-                d += qv[i * qs] * kc[j * dk + i];
+            if (qs == 1) {
+                d = dot8(qv, kc + j * dk, dk);
+            } else {
+                for (int64_t i = 0; i < dk; i++)
+                    d += qv[i * qs] * kc[j * dk + i];
+            }
             s[j] = d * scale;
             mx = s[j] > mx ? s[j] : mx;
         }

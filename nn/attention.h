@@ -42,8 +42,8 @@
  * position is pmax,  min(64 * ceil((p + 1) / 64), pmax + 1) * (dk + dv)  (the keys of every key block the
  * row takes part in, masked entries of the diagonal key block included). With all rows selected that is
  * 64 * (t / 64 + 1) * (dk + dv) for row t; in general it lies between (p + 1) * (dk + dv) and
- * (p + 64) * (dk + dv). Cost in flops: about 2 * attn_madds forward and 5 * attn_madds backward
- * (S recomputed, dP, dV, dQ, dK).
+ * (p + 64) * (dk + dv). Cost in flops: 2 * attn_madds forward (S, P V) and
+ * 2 * attn_madds * (3 dk + 2 dv) / (dk + dv) backward (S recomputed, dP, dV, dQ, dK).
  * Threads: forward over (b, h, query block); backward over (b, h) when B*H >= threads, otherwise a dQ
  * pass over (b, h, query block) then a dK/dV pass over (b, h, key block). Both schedules make the same
  * products in the same order, so results do not depend on the thread count. */

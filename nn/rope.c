@@ -1,129 +1,103 @@
 /* rope.c - RoPE forward (rotation by +angle), backward (rotation by -angle) and tape glue, plus the
- * in-place single-token helper used by decoding. See rope.h for the math. */
+ * in-place single-token helper used by decoding. See rope.h for the math.
+ *
+ * Every path gets its cos/sin from rope_theta and rope_angles (theta_i = 10000^(-2i/d) and p * theta_i
+ * in double, one rounding to float each) and rotates with the same float expressions, so the batched op
+ * and the decode helper agree bit for bit. */
 #include "nn/rope.h"
 #include "tensor/iter.h"
 
 #include <math.h>
 
-/* cos/sin of p * theta_i, angle in double, each rounded to float once. Shared by every path so the
- * batched op and the decode helper agree bit for bit. */
-static void rope_angles(int64_t p, int64_t d, float *c, float *s)
+/* theta[j] = 10000^(-2 (i0 + j) / d), in double. */
+static void rope_theta(int64_t d, int64_t i0, int64_t n, double *theta)
 {
-    int64_t half = d / 2;
-    for (int64_t i = 0; i < half; i++) {
-        double theta = pow(10000.0, -2.0 * (double)i / (double)d);
-        double a = (double)p * theta;
-        c[i] = (float)cos(a);
-        s[i] = (float)sin(a);
+    for (int64_t j = 0; j < n; j++)
+        theta[j] = pow(10000.0, -2.0 * (double)(i0 + j) / (double)d);
+}
+
+/* c[j] = cos(p theta[j]), s[j] = sin(p theta[j]): the angle in double, one rounding to float each. */
+static void rope_angles(int64_t p, const double *theta, int64_t n, float *c, float *s)
+{
+    for (int64_t j = 0; j < n; j++) {
+        double a = (double)p * theta[j];
+        c[j] = (float)cos(a);
+        s[j] = (float)sin(a);
     }
 }
 
-/* y = R(sign * angle) x for one head vector; x and y have element strides sx, 1 (y contiguous). */
-static inline void rotate(float *y, const float *x, int64_t sx, const float *c, const float *s,
-                          int64_t half, float sign)
+/* (a, b) -> (a c - b s, a s + b c) for the n pairs (x[i], x[half + i]); x strided by sx, y contiguous
+ * (y may be x when sx = 1). With acc the result is added to y. s is already signed (backward: -sin). */
+static inline void rotate(float *y, const float *x, int64_t sx, int64_t half, const float *c, const float *s,
+                          int64_t n, int acc)
 {
-    for (int64_t i = 0; i < half; i++) {
-        float a = x[i * sx], b = x[(i + half) * sx], si = sign * s[i];
-        y[i] = a * c[i] - b * si;
-        y[i + half] = a * si + b * c[i];
+    for (int64_t i = 0; i < n; i++) {
+        float a = x[i * sx], b = x[(i + half) * sx];
+        float ya = a * c[i] - b * s[i], yb = a * s[i] + b * c[i];
+        y[i] = acc ? y[i] + ya : ya;
+        y[i + half] = acc ? y[i + half] + yb : yb;
     }
 }
+
+#define CHUNK 256     /* frequencies per stack table in the decode helper */
 
 void ox_nn_rope_rows(float *x, int64_t n_heads, int64_t d, int64_t pos)
 {
-    float c[512], s[512];                       /* half <= 512 per chunk: no allocation */
+    float c[CHUNK], s[CHUNK];
+    double theta[CHUNK];
     int64_t half = d / 2;
-    if (half <= 512) {
-        rope_angles(pos, d, c, s);
-        for (int64_t h = 0; h < n_heads; h++) {
-            float *v = x + h * d;
-            for (int64_t i = 0; i < half; i++) {
-                float a = v[i], b = v[i + half];
-                v[i] = a * c[i] - b * s[i];
-                v[i + half] = a * s[i] + b * c[i];
-            }
-        }
-        return;
-    }
-    for (int64_t h = 0; h < n_heads; h++) {     /* very wide heads: angles one at a time */
-        float *v = x + h * d;
-        for (int64_t i = 0; i < half; i++) {
-            double a = (double)pos * pow(10000.0, -2.0 * (double)i / (double)d);
-            float ci = (float)cos(a), si = (float)sin(a), p = v[i], q = v[i + half];
-            v[i] = p * ci - q * si;
-            v[i + half] = p * si + q * ci;
-        }
+    for (int64_t i0 = 0; i0 < half; i0 += CHUNK) {
+        int64_t n = half - i0 < CHUNK ? half - i0 : CHUNK;
+        rope_theta(d, i0, n, theta);
+        rope_angles(pos, theta, n, c, s);
+        for (int64_t h = 0; h < n_heads; h++)
+            rotate(x + h * d + i0, x + h * d + i0, 1, half, c, s, n, 0);
     }
 }
 
-/* cos and sin tables [T, d/2] for positions pos0 .. pos0+T-1 (arena). */
-static int rope_tables(ox_ctx *ctx, int64_t T, int64_t d, int64_t pos0, float **c, float **s)
+/* Rotates every head vector of x [B, T, H, d] by sign * angle(pos0 + t) into y (contiguous, the same
+ * shape), overwriting (forward) or accumulating (backward). The cos/sin tables [T, d/2] are arena
+ * scratch, released before returning. */
+static ox_status rope_apply(ox_ctx *ctx, float *y, const ox_tensor *x, int64_t pos0, float sign, int acc)
 {
-    int64_t half = d / 2;
-    *c = ox_ctx_alloc(ctx, sizeof(float) * (size_t)(T * half + 1));
-    *s = ox_ctx_alloc(ctx, sizeof(float) * (size_t)(T * half + 1));
-    if (!*c || !*s)
-        return -1;
+    const int64_t B = x->shape[0], T = x->shape[1], H = x->shape[2], d = x->shape[3], half = d / 2;
+    ox_arena_mark mark = ox_arena_get_mark(&ctx->arena);
+    float *c = ox_ctx_alloc(ctx, sizeof(float) * (size_t)(T * half + 1));
+    float *s = ox_ctx_alloc(ctx, sizeof(float) * (size_t)(T * half + 1));
+    double *theta = ox_ctx_alloc(ctx, sizeof(double) * (size_t)(half + 1));
+    if (!c || !s || !theta)
+        return ctx->status;
+    rope_theta(d, 0, half, theta);
     int nt = T * half >= OX_PARALLEL_MIN / 8 ? ctx->n_threads : 1;
-    /* each position's row is written by one thread */
+    /* each position's table row is written by one thread */
 #pragma omp parallel for num_threads(nt) if (nt > 1)
-    for (int64_t t = 0; t < T; t++)
-        rope_angles(pos0 + t, d, *c + t * half, *s + t * half);
-    return 0;
-}
-
-/* y[b, t, h, :] = R(sign * angle(pos0 + t)) x[b, t, h, :]; y contiguous [B, T, H, d] and accumulated
- * into when acc (backward), else overwritten. */
-static void rope_apply(ox_ctx *ctx, float *y, const ox_tensor *x, const float *c, const float *s,
-                       float sign, int acc)
-{
-    int64_t B = x->shape[0], T = x->shape[1], H = x->shape[2], d = x->shape[3], half = d / 2;
+    for (int64_t t = 0; t < T; t++) {
+        rope_angles(pos0 + t, theta, half, c + t * half, s + t * half);
+        for (int64_t i = 0; i < half; i++)
+            s[t * half + i] *= sign;
+    }
     const float *xd = ox_tensor_f32(x);
-    int64_t s0 = x->stride[0], s1 = x->stride[1], s2 = x->stride[2], s3 = x->stride[3];
-    int nt = B * T * H * d >= OX_PARALLEL_MIN ? ctx->n_threads : 1;
+    nt = B * T * H * d >= OX_PARALLEL_MIN ? ctx->n_threads : 1;
     /* rows (b, t) are independent: each output row is written by one thread */
 #pragma omp parallel for num_threads(nt) if (nt > 1)
     for (int64_t bt = 0; bt < B * T; bt++) {
         int64_t b = bt / T, t = bt % T;
-        const float *ct = c + t * half, *st = s + t * half;
-        float tmp[2 * 512];
-        for (int64_t h = 0; h < H; h++) {
-            const float *xv = xd + b * s0 + t * s1 + h * s2;
-            float *yv = y + ((bt * H) + h) * d;
-            if (!acc) {
-                rotate(yv, xv, s3, ct, st, half, sign);
-                continue;
-            }
-            for (int64_t i0 = 0; i0 < half; i0 += 512) {   /* rotate into tmp, then add */
-                int64_t n = half - i0 < 512 ? half - i0 : 512;
-                for (int64_t i = 0; i < n; i++) {
-                    float a = xv[(i0 + i) * s3], bb = xv[(i0 + i + half) * s3], si = sign * st[i0 + i];
-                    tmp[i] = a * ct[i0 + i] - bb * si;
-                    tmp[512 + i] = a * si + bb * ct[i0 + i];
-                }
-                for (int64_t i = 0; i < n; i++) {
-                    yv[i0 + i] += tmp[i];
-                    yv[i0 + i + half] += tmp[512 + i];
-                }
-            }
-        }
+        for (int64_t h = 0; h < H; h++)
+            rotate(y + (bt * H + h) * d, xd + b * x->stride[0] + t * x->stride[1] + h * x->stride[2],
+                   x->stride[3], half, c + t * half, s + t * half, half, acc);
     }
+    ox_arena_rewind(&ctx->arena, mark);
+    return OX_OK;
 }
 
 /* dx += R^T dy (rotation by -angle); node->i[0] = pos0. */
 static ox_status rope_backward(ox_ctx *ctx, ox_ag_node *node)
 {
-    ox_tensor *x = node->in[0], *dy = node->out[0]->grad;
-    ox_tensor *gx = ox_ag_grad(ctx, x);
+    ox_tensor *dy = node->out[0]->grad;
+    ox_tensor *gx = ox_ag_grad(ctx, node->in[0]);
     if (!gx || !dy)
         return ctx->status;
-    ox_arena_mark mark = ox_arena_get_mark(&ctx->arena);
-    float *c, *s;
-    if (rope_tables(ctx, x->shape[1], x->shape[3], node->i[0], &c, &s))
-        return ctx->status;
-    rope_apply(ctx, ox_tensor_f32(gx), dy, c, s, -1.0f, 1);
-    ox_arena_rewind(&ctx->arena, mark);
-    return OX_OK;
+    return rope_apply(ctx, ox_tensor_f32(gx), dy, node->i[0], -1.0f, 1);
 }
 
 static const ox_ag_op rope_op = { "rope", rope_backward };
@@ -145,14 +119,8 @@ ox_tensor *ox_nn_rope(ox_ctx *ctx, ox_tensor *x, int64_t pos0)
         return NULL;
     }
     ox_tensor *y = ox_tensor_empty(ctx, OX_F32, 4, x->shape);
-    if (!y)
+    if (!y || rope_apply(ctx, ox_tensor_f32(y), x, pos0, 1.0f, 0))
         return NULL;
-    ox_arena_mark mark = ox_arena_get_mark(&ctx->arena);
-    float *c, *s;
-    if (rope_tables(ctx, x->shape[1], x->shape[3], pos0, &c, &s))
-        return NULL;
-    rope_apply(ctx, ox_tensor_f32(y), x, c, s, 1.0f, 0);
-    ox_arena_rewind(&ctx->arena, mark);
     ox_ag_node *n = ox_ag_record(ctx, &rope_op, 1, &x, 1, &y);
     if (n)
         n->i[0] = pos0;

@@ -550,26 +550,36 @@ Test(attention, memory_stays_linear_in_T)
 
 /* ---- threads ---- */
 
-/* B*H = 1 < 2 threads runs the two-pass backward (dQ by query blocks, dK/dV by key blocks) in parallel;
- * one thread runs the one-pass schedule. Both make the same products in the same order: the same bits. */
-Test(attention, two_threads_give_the_same_bits)
+/* B*H = 1 < 2 threads runs the two-pass backward (dQ by query blocks, dK/dV by key blocks) in parallel,
+ * B*H = 4 >= 2 threads the one-pass backward split by (b, h); one thread always runs the one-pass
+ * schedule. All make the same products in the same order: the results must be the same bits. */
+static void threads_case(int64_t B, int64_t H, double frac, uint64_t seed)
 {
+    const int64_t T = 300, d = 32, n = B * T * H * d;
     run r[2];
     for (int th = 0; th < 2; th++) {
         ox_ctx *ctx = test_ctx();
         ox_ctx_set_threads(ctx, th + 1);
-        ox_rng rng = ox_rng_seed(600);
-        qkv x = make_qkv(ctx, &rng, 1, 300, 1, 32, 32, 1.0);
-        ox_tensor *rows = random_rows(ctx, &rng, 1, 300, 0.7);
+        ox_rng rng = ox_rng_seed(seed);
+        qkv x = make_qkv(ctx, &rng, B, T, H, d, d, 1.0);
+        ox_tensor *rows = random_rows(ctx, &rng, B, T, frac);
         r[th] = run_attn(ctx, ox_nn_attention, x.q, x.k, x.v, rows, x.dout);
         ox_ctx_free(ctx);
     }
-    cr_assert(memcmp(r[0].o, r[1].o, sizeof(float) * 300 * 32) == 0);
-    cr_assert(memcmp(r[0].dq, r[1].dq, sizeof(float) * 300 * 32) == 0);
-    cr_assert(memcmp(r[0].dk, r[1].dk, sizeof(float) * 300 * 32) == 0);
-    cr_assert(memcmp(r[0].dv, r[1].dv, sizeof(float) * 300 * 32) == 0);
+    size_t bytes = sizeof(float) * (size_t)n;
+    cr_assert(memcmp(r[0].o, r[1].o, bytes) == 0, "B %lld H %lld: o", (long long)B, (long long)H);
+    cr_assert(memcmp(r[0].dq, r[1].dq, bytes) == 0, "B %lld H %lld: dq", (long long)B, (long long)H);
+    cr_assert(memcmp(r[0].dk, r[1].dk, bytes) == 0, "B %lld H %lld: dk", (long long)B, (long long)H);
+    cr_assert(memcmp(r[0].dv, r[1].dv, bytes) == 0, "B %lld H %lld: dv", (long long)B, (long long)H);
     run_free(&r[0]);
     run_free(&r[1]);
+}
+
+Test(attention, two_threads_give_the_same_bits)
+{
+    threads_case(1, 1, 0.7, 600);
+    threads_case(1, 1, 0.1, 602);      /* sparse rows: many more key blocks than query blocks */
+    threads_case(2, 2, 0.7, 601);
 }
 
 /* ---- decoding ---- */
@@ -600,6 +610,13 @@ static void step_case(double qscale, double tol, uint64_t seed)
     for (int64_t t = T0; t < T; t++) {
         int with_q = (t % 3) != 0;
         ox_tensor *qt = with_q ? ox_tensor_view_select(ctx, x.q, 1, t) : NULL;
+        if (with_q && t % 3 == 2) {     /* every other query in a strided layout ([B, dk, H] transposed) */
+            ox_tensor *qbuf = ox_tensor_empty(ctx, OX_F32, OX_DIMS(B, dk, H));
+            ox_tensor *qs = ox_tensor_view_transpose(ctx, qbuf, 1, 2);
+            assert_ok(ctx, ox_tensor_copy(ctx, qs, qt));
+            cr_assert_neq(qs->stride[2], 1);
+            qt = qs;
+        }
         assert_ok(ctx, ox_nn_attention_step(ctx, &c, qt, ox_tensor_view_select(ctx, x.k, 1, t),
                                             ox_tensor_view_select(ctx, x.v, 1, t), out));
         if (!with_q)

@@ -58,7 +58,7 @@ Test(gdn, fp64_oracle_matches_finite_differences)
     lm_oracle_fd(LM_GDN);
 }
 
-Test(gdn, null_initial_state_is_zero)
+Test(gdn, null_state_arguments)
 {
     lm_null_state(LM_GDN, ox_nn_gdn);
 }

@@ -50,7 +50,7 @@ Test(ssd, fp64_oracle_matches_finite_differences)
     lm_oracle_fd(LM_SSD);
 }
 
-Test(ssd, null_initial_state_is_zero)
+Test(ssd, null_state_arguments)
 {
     lm_null_state(LM_SSD, ox_nn_ssd);
 }
