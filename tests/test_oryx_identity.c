@@ -14,6 +14,7 @@
 #include "models/oryx/modes.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int64_t seq_len(void) { return test_small() ? 40 : 70; }
@@ -378,6 +379,49 @@ Test(oryx_model, sgd_smoke_loss_drops)
         ox_ctx_reset(ctx);
     }
     cr_assert_leq(last, 0.5f * first, "loss %f -> %f", first, last);
+    ox_oryx_model_free(&m);
+    ox_ctx_free(ctx);
+}
+
+/* Determinism: the same model, rows and map at 2 threads give bit-identical loss and gradients (no float
+ * atomics or OpenMP reductions anywhere in the step). */
+Test(oryx_model, two_thread_step_is_bit_identical)
+{
+    ox_ctx *ctx = test_ctx();
+    ox_ctx_set_threads(ctx, 2);
+    ox_rng rng = ox_rng_seed(91);
+    ox_oryx_config c = small_config(ctx, "oryx-gdn", 2);
+    ox_oryx_model m;
+    assert_ok(ctx, ox_oryx_model_init(ctx, &m, &c, &rng));
+    randomize(ctx, &m, &rng);
+    const int64_t B = 4, T = seq_len();
+    ox_tensor *rows = random_rows(ctx, &rng, B, T + 1, c.vocab);
+    ox_tensor *map = ox_oryx_modes_mixed(ctx, 2, 0, B, T, 16, NULL, 0);
+    int64_t total = ox_nn_params_numel(&m.params);
+    float *first = malloc(sizeof(float) * (size_t)(total + 1));
+    cr_assert_not_null(first);
+    for (int run = 0; run < 2; run++) {
+        ox_nn_params_zero_grad(&m.params);
+        ox_tensor *loss = ox_oryx_loss(ctx, &m, rows, map, NULL);
+        cr_assert_not_null(loss, "%s", ox_ctx_message(ctx));
+        float l = ox_tensor_f32(loss)[0];
+        assert_ok(ctx, ox_ag_backward(ctx, loss));
+        int64_t k = 0;
+        for (int i = 0; i < m.params.n; i++) {
+            const float *g = ox_tensor_f32(m.params.items[i].t->grad);
+            int64_t n = ox_tensor_numel(m.params.items[i].t);
+            if (run == 0)
+                memcpy(first + k, g, sizeof(float) * (size_t)n);
+            else
+                cr_assert_eq(memcmp(first + k, g, sizeof(float) * (size_t)n), 0, "%s", m.params.items[i].name);
+            k += n;
+        }
+        if (run == 0)
+            first[total] = l;
+        else
+            cr_assert_eq(memcmp(&first[total], &l, sizeof l), 0);
+    }
+    free(first);
     ox_oryx_model_free(&m);
     ox_ctx_free(ctx);
 }
