@@ -425,3 +425,100 @@ Test(oryx_model, two_thread_step_is_bit_identical)
     ox_oryx_model_free(&m);
     ox_ctx_free(ctx);
 }
+
+/* MODELS 13: the initialisation's laws, checked on sample statistics of a model at D = 128, L = 4 (every
+ * weight matrix has >= 512 entries, most >= 16k: the sample std of n normals is within 3 / sqrt(2n) of the
+ * true one with probability > 0.997; bounds below are 5% for n >= 16k, 15% for the [H, D] projections of
+ * 512 entries), and the same seed gives the same parameters. */
+Test(oryx_model, init_follows_models_13)
+{
+    ox_ctx *ctx = test_ctx();
+    const char *presets[] = { "oryx-gdn", "oryx-mamba2" };
+    for (int p = 0; p < 2; p++) {
+        ox_oryx_config c;
+        assert_ok(ctx, ox_oryx_config_preset(ctx, presets[p], 4, &c));
+        c.d_model = 128;
+        c.mlp_hidden = ox_oryx_default_mlp_hidden(128);
+        ox_oryx_model m, m2;
+        ox_rng rng = ox_rng_seed(123), rng2 = ox_rng_seed(123);
+        assert_ok(ctx, ox_oryx_model_init(ctx, &m, &c, &rng));
+        assert_ok(ctx, ox_oryx_model_init(ctx, &m2, &c, &rng2));
+        for (int i = 0; i < m.params.n; i++) {
+            const char *name = m.params.items[i].name;
+            const float *w = ox_tensor_f32(m.params.items[i].t);
+            int64_t n = ox_tensor_numel(m.params.items[i].t);
+            cr_assert_eq(memcmp(w, ox_tensor_f32(m2.params.items[i].t), sizeof(float) * (size_t)n), 0, "%s", name);
+            double s1 = 0, s2 = 0, lo = INFINITY, hi = -INFINITY;
+            for (int64_t j = 0; j < n; j++) {
+                s1 += w[j];
+                s2 += (double)w[j] * w[j];
+                lo = fmin(lo, w[j]);
+                hi = fmax(hi, w[j]);
+            }
+            double mean = s1 / n, sd = sqrt(fmax(s2 / n - mean * mean, 0.0));
+            if (ends_with(name, "norm1.weight") || ends_with(name, "norm2.weight") || ends_with(name, "norm.weight") ||
+                ends_with(name, "norm_f.weight") ||
+                ends_with(name, "mamba2.D")) {
+                cr_assert(lo == 1.0 && hi == 1.0, "%s must be exactly 1", name);
+            } else if (ends_with(name, "conv.weight")) {
+                cr_assert(lo >= -0.5 && hi < 0.5, "%s outside U(-0.5, 0.5)", name);
+                cr_assert_leq(fabs(sd - 1.0 / sqrt(12.0)), 0.15 / sqrt(12.0), "%s sd %f", name, sd);
+            } else if (ends_with(name, "A_log")) {
+                cr_assert(lo >= 0.0 && hi <= log(16.0) + 1e-6, "%s = log(U[1, 16]) out of range", name);
+            } else if (ends_with(name, "dt_bias")) {
+                for (int64_t j = 0; j < n; j++) {       /* softplus(dt_bias) = dt in [1e-3, 1e-1] */
+                    double dt = log1p(exp((double)w[j]));
+                    cr_assert(dt >= 1e-3 * (1 - 1e-5) && dt <= 1e-1 * (1 + 1e-5), "%s: dt %g", name, dt);
+                }
+            } else {
+                double want = ends_with(name, "o_proj.weight") || ends_with(name, "down_proj.weight")
+                                  ? 0.02 / sqrt(2.0 * 4) : 0.02;
+                double tol = n >= 16384 ? 0.05 : 0.15;
+                cr_assert_leq(fabs(sd - want), tol * want, "%s: sd %g, want %g", name, sd, want);
+                cr_assert_leq(fabs(mean), 5 * want / sqrt((double)n), "%s: mean %g", name, mean);
+            }
+        }
+        ox_oryx_model_free(&m);
+        ox_oryx_model_free(&m2);
+    }
+    ox_ctx_free(ctx);
+}
+
+/* MODELS 11 item 16: changing token t+1 changes no logit at positions <= t (bit for bit: masked and
+ * future terms enter every sum as exact zeros), for a mixed map, and does change logits at t+1. */
+Test(oryx_model, causality_for_a_mixed_map)
+{
+    ox_ctx *ctx = test_ctx();
+    ox_rng rng = ox_rng_seed(101);
+    const char *presets[] = { "oryx-gdn", "oryx-mamba2" };
+    for (int p = 0; p < 2; p++) {
+        ox_oryx_config c = small_config(ctx, presets[p], 2);
+        ox_oryx_model m;
+        assert_ok(ctx, ox_oryx_model_init(ctx, &m, &c, &rng));
+        randomize(ctx, &m, &rng);
+        const int64_t B = 2, T = seq_len(), V = c.vocab;
+        ox_tensor *map = ox_oryx_modes_mixed(ctx, 4, 0, B, T, 3, (const double[]){ 0.5 }, 1);
+        ox_tensor *tok = random_rows(ctx, &rng, B, T, V);
+        int prev = ox_ag_set_grad_enabled(ctx, 0);
+        ox_tensor *z = ox_oryx_forward(ctx, &m, tok, map);
+        const int64_t ts[] = { 0, 20, T - 2 };
+        for (int k = 0; k < 3; k++) {
+            int64_t t = ts[k];
+            ox_tensor *tok2 = ox_tensor_empty_like(ctx, tok);
+            assert_ok(ctx, ox_tensor_copy(ctx, tok2, tok));
+            for (int64_t b = 0; b < B; b++)
+                ox_tensor_i32(tok2)[b * T + t + 1] = (ox_tensor_i32(tok)[b * T + t + 1] + 1) % (int32_t)V;
+            ox_tensor *z2 = ox_oryx_forward(ctx, &m, tok2, map);
+            cr_assert_not_null(z2, "%s", ox_ctx_message(ctx));
+            for (int64_t b = 0; b < B; b++) {
+                const float *a = ox_tensor_f32(z) + b * T * V, *a2 = ox_tensor_f32(z2) + b * T * V;
+                cr_assert_eq(memcmp(a, a2, sizeof(float) * (size_t)((t + 1) * V)), 0, "%s b %lld: a logit at <= %lld "
+                             "changed", presets[p], (long long)b, (long long)t);
+                cr_assert_neq(memcmp(a + (t + 1) * V, a2 + (t + 1) * V, sizeof(float) * (size_t)V), 0);
+            }
+        }
+        ox_ag_set_grad_enabled(ctx, prev);
+        ox_oryx_model_free(&m);
+    }
+    ox_ctx_free(ctx);
+}
