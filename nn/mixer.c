@@ -226,12 +226,33 @@ static ox_tensor *mamba2_core(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, o
     return ox_ag_add(ctx, y, ox_ag_mul(ctx, v4, d));
 }
 
-/* The attention core's output o [B, T, H, dv] over the rows selected by `rows` (NULL = all; MODELS 4) */
+/* q = x Wq^T [B, T, H*dk] computed only at the n_attn rows where rows is 1 (MODELS 4.2: exact, q has no
+ * conv), zero elsewhere: gather those rows of x, project them, scatter the results into a zero tensor. */
+static ox_tensor *attn_query_subset(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *rows,
+                                    int64_t n_attn)
+{
+    int64_t B = x->shape[0], T = x->shape[1], D = x->shape[2], HK = m->cfg.n_heads * m->cfg.d_k;
+    ox_tensor *idx = ox_tensor_empty(ctx, OX_I32, OX_DIMS(n_attn));
+    if (!idx)
+        return NULL;
+    int64_t n = 0;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++)
+            if (ox_tensor_i32(rows)[b * rows->stride[0] + t * rows->stride[1]])
+                ox_tensor_i32(idx)[n++] = (int32_t)(b * T + t);
+    ox_tensor *x2 = ox_ag_reshape(ctx, ox_ag_contiguous(ctx, x), OX_DIMS(B * T, D));
+    ox_tensor *qa = ox_nn_linear(ctx, ox_ag_gather_rows(ctx, x2, idx), m->attn_q);           /* [n_attn, H*dk] */
+    ox_tensor *q = ox_ag_scatter_add_rows(ctx, ox_tensor_zeros(ctx, OX_F32, OX_DIMS(B * T, HK)), idx, qa);
+    return ox_ag_reshape(ctx, q, OX_DIMS(B, T, HK));
+}
+
+/* The attention core's output o [B, T, H, dv] over the rows selected by `rows` (NULL = all; MODELS 4);
+ * n_attn = the number of selected rows */
 static ox_tensor *attn_core(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, ox_tensor *k4, ox_tensor *v4,
-                            const ox_tensor *rows, ox_nn_mixer_trace *tr)
+                            const ox_tensor *rows, int64_t n_attn, ox_nn_mixer_trace *tr)
 {
     const ox_nn_mixer_config *c = &m->cfg;
-    ox_tensor *q = ox_nn_linear(ctx, x, m->attn_q);
+    ox_tensor *q = rows ? attn_query_subset(ctx, m, x, rows, n_attn) : ox_nn_linear(ctx, x, m->attn_q);
     ox_tensor *qr = ox_nn_rope(ctx, heads(ctx, q, c->n_heads, c->d_k), 0);
     ox_tensor *kr = ox_nn_rope(ctx, k4, 0);
     ox_tensor *o = ox_nn_attention(ctx, qr, kr, v4, rows);
@@ -291,8 +312,8 @@ ox_tensor *ox_nn_mixer_forward(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, 
      * its gradient is exactly 0 then); the linear state it would advance is not an output of this call */
     int use_attn = has(m, OX_NN_CORE_ATTN), use_lin = linear_core(c->cores) != 0;
     ox_tensor *mask = NULL;
+    int64_t n_attn = use_attn ? rows : 0;
     if (two) {
-        int64_t n_attn = 0;
         mask = lin_mask(ctx, mode, &n_attn);
         if (!mask)
             return NULL;
@@ -307,7 +328,7 @@ ox_tensor *ox_nn_mixer_forward(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, 
 
     ox_tensor *o_attn = NULL, *o_lin = NULL;
     if (use_attn)   /* all rows of a mixed map go to attention, which computes only the ATTN ones */
-        o_attn = attn_core(ctx, m, x, k4, v4, use_lin ? mode : NULL, tr);
+        o_attn = attn_core(ctx, m, x, k4, v4, use_lin ? mode : NULL, n_attn, tr);
     if (use_lin && has(m, OX_NN_CORE_GDN))
         o_lin = gdn_core(ctx, m, x, k4, v4, tr);
     else if (use_lin && has(m, OX_NN_CORE_MAMBA2))

@@ -71,7 +71,7 @@ typedef struct ox_nn_mixer_trace {
     ox_tensor *k, *v;       /* [B, T, H*dk], [B, T, H*dv]: after conv and activation, before RoPE */
     ox_tensor *g;           /* [B, T, H*dv]: gate pre-activation */
     ox_tensor *o;           /* [B, T, H*dv]: per-head mixer output before GatedRMSNorm */
-    ox_tensor *q_attn;      /* [B, T, H*dk]: x Wq^T before RoPE */
+    ox_tensor *q_attn;      /* [B, T, H*dk]: x Wq^T before RoPE (0 at LIN rows of a mixed map) */
     ox_tensor *q_rot, *k_rot;           /* [B, T, H*dk]: q_attn and k rotated by RoPE at positions 0..T-1 */
     ox_tensor *q_lin;       /* [B, T, H*dk]: GDN: l2norm(silu(conv)) / sqrt(dk); Mamba-2: C after conv */
     ox_tensor *k_norm;      /* [B, T, H*dk]: GDN only: l2norm(k) */
@@ -81,8 +81,8 @@ typedef struct ox_nn_mixer_trace {
 /* y = (RMSNorm_head(o) * w_norm * silu(g)) Wo^T with o from the cores (MODELS 3, 7.2): x [B, T, D] ->
  * y [B, T, D], arena-owned, differentiable in x and every parameter (the tape does the backward).
  * mode: I32 [B, T] of 0 (LIN) / 1 (ATTN), any strides; required for a two-core layer, ignored (may be
- * NULL) for a one-core layer. In a two-core layer attention computes only the ATTN rows and the linear core
- * runs over all rows (its state advances at every token); a core that no row reads (an all-LIN or all-ATTN
+ * NULL) for a one-core layer. In a two-core layer attention computes only the ATTN rows (their query
+ * projection, RoPE'd queries and softmax rows; keys and values are every row) and the linear core runs over all rows (its state advances at every token); a core that no row reads (an all-LIN or all-ATTN
  * map) is not run at all: the result is the same, and that core's specific parameters get exactly zero
  * gradient either way. trace may be NULL. Errors (NULL + message): shapes, a missing or malformed mode map,
  * a mode value other than 0/1. */
