@@ -9,7 +9,6 @@
 #include "nn/linear.h"
 #include "nn/rope.h"
 #include "nn/ssd.h"
-
 #include "nn/util.h"
 
 #include <math.h>

@@ -2,7 +2,7 @@
  * PyTorch implementation (tests/data/golden, README there): outputs and intermediates rel <= 1e-4, every
  * gradient rel <= 1e-3 (the golden README's tolerances: fp32 sums over many tokens cost more in the
  * gradients; a missing term or wrong convention shows up as 1e-2 or worse). Sizes T = 37 (one partial
- * chunk) and T = 150 (three chunks, two key blocks). */
+ * chunk) and T = 150 (three chunks, two key blocks). Plus the layer's argument errors (suite mixer_layer). */
 #include "test_util.h"
 
 #include "nn/mixer.h"
@@ -98,3 +98,51 @@ Test(mixer_golden, gdn_T37) { run_golden("mixer_gdn.safetensors"); }
 Test(mixer_golden, gdn_T150) { run_golden("mixer_gdn_T150.safetensors"); }
 Test(mixer_golden, mamba2_T37) { run_golden("mixer_mamba2.safetensors"); }
 Test(mixer_golden, mamba2_T150) { run_golden("mixer_mamba2_T150.safetensors"); }
+
+/* Argument errors of the layer: each returns NULL / a status with a message naming the problem. */
+Test(mixer_layer, errors)
+{
+    ox_ctx *ctx = test_ctx();
+    ox_rng rng = ox_rng_seed(1);
+    ox_nn_params ps;
+    ox_nn_params_init(&ps);
+    ox_nn_mixer m;
+    ox_nn_mixer_config bad = { .d_model = 8, .n_heads = 2, .d_k = 4, .d_v = 4,
+                               .cores = OX_NN_CORE_GDN | OX_NN_CORE_MAMBA2, .n_layers = 1 };
+    cr_assert_eq(ox_nn_mixer_init(ctx, &ps, &m, "m", &bad, &rng), OX_ERR_ARG);
+    cr_assert_not_null(strstr(ox_ctx_message(ctx), "cores"), "%s", ox_ctx_message(ctx));
+    ox_ctx_clear_error(ctx);
+    bad.cores = OX_NN_CORE_ATTN;
+    bad.d_k = 5;
+    cr_assert_eq(ox_nn_mixer_init(ctx, &ps, &m, "m", &bad, &rng), OX_ERR_ARG);
+    cr_assert_not_null(strstr(ox_ctx_message(ctx), "dk=5"), "%s", ox_ctx_message(ctx));
+    ox_ctx_clear_error(ctx);
+    cr_assert_eq(ps.n, 0, "a failed init registers nothing");
+
+    ox_nn_mixer_config cfg = { .d_model = 8, .n_heads = 2, .d_k = 4, .d_v = 4,
+                               .cores = OX_NN_CORE_ATTN | OX_NN_CORE_GDN, .conv_act = OX_NN_ACT_SILU, .n_layers = 1 };
+    assert_ok(ctx, ox_nn_mixer_init(ctx, &ps, &m, "m", &cfg, &rng));
+    ox_tensor *x = ox_tensor_randn(ctx, &rng, OX_DIMS(2, 5, 8), 0.0, 1.0);
+    cr_assert_null(ox_nn_mixer_forward(ctx, &m, x, NULL, NULL));       /* two cores need a map */
+    cr_assert_not_null(strstr(ox_ctx_message(ctx), "mode map"), "%s", ox_ctx_message(ctx));
+    ox_ctx_clear_error(ctx);
+    ox_tensor *mode = ox_tensor_full(ctx, OX_I32, OX_DIMS(2, 5), 1);
+    ox_tensor_i32(mode)[7] = 3;
+    cr_assert_null(ox_nn_mixer_forward(ctx, &m, x, mode, NULL));
+    cr_assert_not_null(strstr(ox_ctx_message(ctx), "mode[1, 2] = 3"), "%s", ox_ctx_message(ctx));
+    ox_ctx_clear_error(ctx);
+    cr_assert_null(ox_nn_mixer_forward(ctx, &m, ox_tensor_zeros(ctx, OX_F32, OX_DIMS(2, 5, 9)), mode, NULL));
+    cr_assert_eq(ox_ctx_status(ctx), OX_ERR_SHAPE);
+    ox_ctx_clear_error(ctx);
+    /* bind: the parameters must exist under the prefix, with the layer's shapes */
+    ox_nn_mixer b;
+    cr_assert_eq(ox_nn_mixer_bind(ctx, &ps, &b, "other", &cfg), OX_ERR_ARG);
+    cr_assert_not_null(strstr(ox_ctx_message(ctx), "other.k_proj.weight"), "%s", ox_ctx_message(ctx));
+    ox_ctx_clear_error(ctx);
+    ox_nn_mixer_config wide = cfg;
+    wide.d_v = 8;
+    cr_assert_eq(ox_nn_mixer_bind(ctx, &ps, &b, "m", &wide), OX_ERR_SHAPE);
+    cr_assert_not_null(strstr(ox_ctx_message(ctx), "m.v_proj.weight"), "%s", ox_ctx_message(ctx));
+    ox_nn_params_free(&ps);
+    ox_ctx_free(ctx);
+}
