@@ -146,3 +146,52 @@ Test(mixer_layer, errors)
     ox_nn_params_free(&ps);
     ox_ctx_free(ctx);
 }
+
+/* Finite differences through a two-core layer with a mixed per-token map (the golden files hold one-core
+ * layers; the model files check the mixed path against PyTorch too). x enters as a transposed view
+ * (a leaf [T, B, D] transposed inside f). Tolerances: ox_gradcheck's fp32 defaults (MODELS 11 item 9:
+ * eps 1e-3, |fd - an| <= 1e-2 max(|fd|, |an|) + 1e-3), 48 elements per input. Weights N(0, 1/D), x N(0, 1),
+ * so gradients are of order one. */
+struct mixed_arg {
+    ox_nn_mixer *m;
+    ox_tensor *mode;
+};
+
+static ox_tensor *mixer_fn(ox_ctx *ctx, ox_tensor *const *in, void *arg)
+{
+    struct mixed_arg *a = arg;
+    return ox_nn_mixer_forward(ctx, a->m, ox_ag_transpose(ctx, in[0], 0, 1), a->mode, NULL);
+}
+
+static void mixed_gradcheck(unsigned lin_core, ox_nn_act act)
+{
+    ox_ctx *ctx = test_ctx();
+    ox_rng rng = ox_rng_seed(17);
+    const int64_t B = 2, T = test_small() ? 20 : 70, D = 16;
+    ox_nn_params ps;
+    ox_nn_params_init(&ps);
+    ox_nn_mixer m;
+    ox_nn_mixer_config cfg = { .d_model = D, .n_heads = 2, .d_k = 8, .d_v = 4, .cores = OX_NN_CORE_ATTN | lin_core,
+                               .conv_act = act, .n_layers = 1 };
+    assert_ok(ctx, ox_nn_mixer_init(ctx, &ps, &m, "m", &cfg, &rng));
+    for (int i = 0; i < ps.n; i++)
+        if (ps.items[i].t->ndim == 2 && ps.items[i].t->shape[1] == D)
+            assert_ok(ctx, ox_tensor_fill_normal(ctx, ps.items[i].t, &rng, 0.0, 1.0 / sqrt((double)D)));
+        else if (ps.items[i].t->ndim == 1 && strstr(ps.items[i].name, "norm"))
+            assert_ok(ctx, ox_tensor_fill_normal(ctx, ps.items[i].t, &rng, 1.0, 0.2));
+    /* runs of several lengths, both modes, single tokens included */
+    ox_tensor *mode = ox_tensor_zeros(ctx, OX_I32, OX_DIMS(B, T));
+    for (int64_t i = 0; i < B * T; i++)
+        ox_tensor_i32(mode)[i] = (i % 11 < 4) || (i % 17 == 9);
+    ox_tensor *xt = test_leaf(ctx, &rng, OX_DIMS(T, B, D), 1.0);
+    struct mixed_arg a = { &m, mode };
+    ox_tensor *lin_q = m.lin_q, *a_log = m.A_log;
+    ox_gradcheck_opts o = ox_gradcheck_defaults();
+    o.max_elems = 48;
+    assert_gradcheck(ctx, mixer_fn, &a, 6, ((ox_tensor *[]){ xt, m.attn_q, lin_q, a_log, m.k_conv, m.norm }), &o);
+    ox_nn_params_free(&ps);
+    ox_ctx_free(ctx);
+}
+
+Test(mixer_layer, gradcheck_mixed_map_gdn) { mixed_gradcheck(OX_NN_CORE_GDN, OX_NN_ACT_SILU); }
+Test(mixer_layer, gradcheck_mixed_map_mamba2) { mixed_gradcheck(OX_NN_CORE_MAMBA2, OX_NN_ACT_NONE); }
