@@ -143,10 +143,15 @@ Test(oryx_config, presets)
         cr_assert_eq(c.kinds[l], l % 4 == 3 ? OX_ORYX_KIND_ATTN : OX_ORYX_KIND_LIN, "layer %d", l);
     cr_assert_eq(c.conv_act, OX_NN_ACT_SILU);
     cr_assert_str_eq(ox_oryx_config_arch(&c), "hybrid");
-    assert_ok(ctx, ox_oryx_config_preset(ctx, "hybrid-mamba2", 2, &c));   /* L < 4: the last layer is ATTN */
-    cr_assert_eq(c.kinds[0], OX_ORYX_KIND_LIN);
-    cr_assert_eq(c.kinds[1], OX_ORYX_KIND_ATTN);
+    assert_ok(ctx, ox_oryx_config_preset(ctx, "hybrid-mamba2", 5, &c));
+    for (int l = 0; l < 5; l++)
+        cr_assert_eq(c.kinds[l], l == 3 ? OX_ORYX_KIND_ATTN : OX_ORYX_KIND_LIN, "layer %d", l);
+    cr_assert_eq(c.linear, OX_ORYX_LINEAR_MAMBA2);
     cr_assert_eq(c.conv_act, OX_NN_ACT_NONE);
+    assert_ok(ctx, ox_oryx_config_preset(ctx, "hybrid-gdn", 2, &c));     /* L < 4: no layer has l % 4 == 3 */
+    cr_assert_eq(c.kinds[0], OX_ORYX_KIND_LIN);
+    cr_assert_eq(c.kinds[1], OX_ORYX_KIND_LIN);
+    cr_assert_str_eq(ox_oryx_config_arch(&c), "gdn");
     assert_ok(ctx, ox_oryx_config_preset(ctx, "transformer", 0, &c));
     cr_assert_eq(c.n_layers, 4);
     cr_assert_eq(c.mlp_hidden, 704);

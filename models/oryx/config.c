@@ -69,13 +69,10 @@ ox_status ox_oryx_config_preset(ox_ctx *ctx, const char *name, int64_t n_layers,
     }
     /* the family decides the conv activation (MODELS 3): SiLU for GDN, identity otherwise */
     c.conv_act = c.linear == OX_ORYX_LINEAR_GDN ? OX_NN_ACT_SILU : OX_NN_ACT_NONE;
-    int any_attn = 0;
-    for (int64_t l = 0; l < n_layers; l++) {
+    /* hybrids: layer l is ATTN iff l % 4 == 3 (MODELS 9, our preset; with L < 4 that is no attention layer:
+     * unlike Olmo Hybrid we do not then make the last layer attention) */
+    for (int64_t l = 0; l < n_layers; l++)
         c.kinds[l] = hybrid && l % 4 == 3 ? OX_ORYX_KIND_ATTN : kind;
-        any_attn |= c.kinds[l] == OX_ORYX_KIND_ATTN;
-    }
-    if (hybrid && !any_attn)      /* L < 4: the last layer is attention (Olmo Hybrid's rule, MODELS 9) */
-        c.kinds[n_layers - 1] = OX_ORYX_KIND_ATTN;
     *cfg = c;
     return OX_OK;
 }

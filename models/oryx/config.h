@@ -5,7 +5,7 @@
  * One configuration describes the whole family; every preset is just a setting of these fields:
  *   transformer     every layer ATTN, no linear mixer, identity conv activation
  *   gdn / mamba2    every layer LIN (that linear mixer); SiLU convs for GDN, identity for Mamba-2
- *   hybrid-gdn      layer l is ATTN iff l % 4 == 3 (the last layer if that leaves none), else LIN (MODELS 9)
+ *   hybrid-gdn      layer l is ATTN iff l % 4 == 3, else LIN (MODELS 9; so no ATTN layer when L < 4)
  *   hybrid-mamba2   the same pattern with Mamba-2
  *   oryx-gdn        every layer holds attention + GDN and picks per token (mode map, MODELS 7)
  *   oryx-mamba2     the same with Mamba-2

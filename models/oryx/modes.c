@@ -1,8 +1,6 @@
 /* modes.c - mode-map builders (see modes.h). */
 #include "models/oryx/modes.h"
 
-#include "models/oryx/config.h"
-
 #include <math.h>
 #include <string.h>
 

@@ -19,6 +19,7 @@
 #ifndef OX_ORYX_MODES_H
 #define OX_ORYX_MODES_H
 
+#include "models/oryx/config.h"
 #include "tensor/rng.h"
 
 /* Every entry = mode (OX_ORYX_ATTN or OX_ORYX_LIN). */
