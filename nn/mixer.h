@@ -82,9 +82,10 @@ typedef struct ox_nn_mixer_trace {
  * y [B, T, D], arena-owned, differentiable in x and every parameter (the tape does the backward).
  * mode: I32 [B, T] of 0 (LIN) / 1 (ATTN), any strides; required for a two-core layer, ignored (may be
  * NULL) for a one-core layer. In a two-core layer attention computes only the ATTN rows (their query
- * projection, RoPE'd queries and softmax rows; keys and values are every row) and the linear core runs over all rows (its state advances at every token); a core that no row reads (an all-LIN or all-ATTN
- * map) is not run at all: the result is the same, and that core's specific parameters get exactly zero
- * gradient either way. trace may be NULL. Errors (NULL + message): shapes, a missing or malformed mode map,
+ * projection, RoPE'd queries and softmax rows; keys and values are every row) and the linear core runs
+ * over all rows (its state advances at every token); a core that no row reads (an all-LIN or all-ATTN map)
+ * is not run at all: the result is the same, and that core's specific parameters get exactly zero gradient
+ * either way. trace may be NULL. Errors (NULL + message): shapes, a missing or malformed mode map,
  * a mode value other than 0/1. */
 ox_tensor *ox_nn_mixer_forward(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *mode,
                                ox_nn_mixer_trace *trace);

@@ -136,7 +136,8 @@ static void oryx_vs_preset(const char *oryx, const char *family_model, int mode,
     copy_params(ctx, &b, &a);
     ox_tensor *map = ox_oryx_modes_fill(ctx, 2, seq_len(), mode);
     char what[128];
-    snprintf(what, sizeof what, "%s all %s vs %s", oryx, mode ? "ATTN" : "LIN", b_kind_attn ? "attn-only" : family_model);
+    snprintf(what, sizeof what, "%s all %s vs %s", oryx, mode ? "ATTN" : "LIN",
+             b_kind_attn ? "attn-only" : family_model);
     assert_same_model(ctx, &a, map, &b, NULL, what);
     ox_oryx_model_free(&a);
     ox_oryx_model_free(&b);

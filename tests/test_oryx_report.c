@@ -196,7 +196,8 @@ Test(oryx_config, validation_names_the_field)
 Test(oryx_config, metadata_round_trip_and_errors)
 {
     ox_ctx *ctx = test_ctx();
-    const char *presets[] = { "transformer", "gdn", "mamba2", "hybrid-gdn", "hybrid-mamba2", "oryx-gdn", "oryx-mamba2" };
+    const char *presets[] = { "transformer", "gdn",      "mamba2",     "hybrid-gdn",
+                              "hybrid-mamba2", "oryx-gdn", "oryx-mamba2" };
     for (int i = 0; i < 7; i++) {
         ox_oryx_config c, back;
         assert_ok(ctx, ox_oryx_config_preset(ctx, presets[i], 6, &c));
@@ -226,7 +227,9 @@ Test(oryx_config, metadata_round_trip_and_errors)
         cr_assert(found, "%s", want[i][0]);
     }
     /* malformed values: each an OX_ERR_FORMAT naming the key */
-    const char *bad[][2] = { { "arch", "oryx" }, { "layer_kinds", "lin,lin,attn" }, { "layer_kinds", "lin,lin,lin,mlp" },
+    const char *bad[][2] = { { "arch", "oryx" },
+                             { "layer_kinds", "lin,lin,attn" },
+                             { "layer_kinds", "lin,lin,lin,mlp" },
                              { "d_k", "sixty" }, { "n_heads", "0" }, { "chunk_size", "128" }, { "format_version", "2" },
                              { "linear_mixer", "rwkv" } };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

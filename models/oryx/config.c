@@ -241,9 +241,11 @@ ox_status ox_oryx_config_from_meta(ox_ctx *ctx, const ox_st_kv *kv, int64_t n, o
     if (!fv)
         return ctx->status;
     if (strcmp(fv, "1") != 0)
-        return ox_ctx_fail(ctx, OX_ERR_FORMAT, "oryx metadata: format_version '%s' is not supported (only '1')", fv);
+        return ox_ctx_fail(ctx, OX_ERR_FORMAT, "oryx metadata: format_version '%s' is not supported (only '1')",
+                           fv);
     const int64_t big = (int64_t)1 << 40;
-    if (parse_int(ctx, kv, n, "d_model", 1, big, &c.d_model) || parse_int(ctx, kv, n, "n_layers", 1, OX_ORYX_MAX_LAYERS, &c.n_layers) ||
+    if (parse_int(ctx, kv, n, "d_model", 1, big, &c.d_model) ||
+        parse_int(ctx, kv, n, "n_layers", 1, OX_ORYX_MAX_LAYERS, &c.n_layers) ||
         parse_int(ctx, kv, n, "n_heads", 1, big, &c.n_heads) || parse_int(ctx, kv, n, "d_k", 1, big, &c.d_k) ||
         parse_int(ctx, kv, n, "d_v", 1, big, &c.d_v) || parse_int(ctx, kv, n, "vocab_size", 1, INT32_MAX, &c.vocab) ||
         parse_int(ctx, kv, n, "mlp_hidden", 1, big, &c.mlp_hidden) || parse_fixed(ctx, kv, n, "conv_kernel", 4) ||
@@ -261,7 +263,8 @@ ox_status ox_oryx_config_from_meta(ox_ctx *ctx, const ox_st_kv *kv, int64_t n, o
     else if (strcmp(lin, "mamba2") == 0)
         c.linear = OX_ORYX_LINEAR_MAMBA2;
     else
-        return ox_ctx_fail(ctx, OX_ERR_FORMAT, "oryx metadata: linear_mixer = '%s' (expected none, gdn or mamba2)", lin);
+        return ox_ctx_fail(ctx, OX_ERR_FORMAT, "oryx metadata: linear_mixer = '%s' (expected none, gdn or mamba2)",
+                           lin);
     if (strcmp(act, "silu") == 0)
         c.conv_act = OX_NN_ACT_SILU;
     else if (strcmp(act, "none") == 0)

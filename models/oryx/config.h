@@ -25,7 +25,11 @@
 #define OX_ORYX_MAX_LAYERS 64
 
 /* The linear mixer of the family (MODELS 5, 6); NONE for a pure Transformer. */
-typedef enum ox_oryx_linear { OX_ORYX_LINEAR_NONE = 0, OX_ORYX_LINEAR_GDN = 1, OX_ORYX_LINEAR_MAMBA2 = 2 } ox_oryx_linear;
+typedef enum ox_oryx_linear {
+    OX_ORYX_LINEAR_NONE = 0,
+    OX_ORYX_LINEAR_GDN = 1,
+    OX_ORYX_LINEAR_MAMBA2 = 2
+} ox_oryx_linear;
 
 /* What a layer can run: both cores with a per-token choice (ORYX), attention only (ATTN), the linear mixer
  * only (LIN). A layer carries only the parameters of the cores it can run (MODELS 9). */
