@@ -95,7 +95,8 @@ bin/oryx: $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(STATIC)
 test: deps
 	@$(MAKE) --no-print-directory test-run
 
-test-run: $(TESTBIN)
+# The examples are prerequisites too: tests/test_examples.c runs them.
+test-run: $(TESTBIN) $(EXAMPLES)
 	OX_TEST_THREADS=$${OX_TEST_THREADS:-1} $(TESTBIN) --jobs 2 $(TEST_ARGS)
 
 # Same tests, built with AddressSanitizer + UndefinedBehaviorSanitizer in build/asan, at smaller sizes

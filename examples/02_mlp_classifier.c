@@ -14,7 +14,7 @@
  *
  * Run it from the repository root (a few seconds):
  *     make && build/examples/02_mlp_classifier            [--quick] [--threads N]
- * --quick trains for fewer steps (what the test suite runs); --threads sets the thread count.
+ * --quick trains for fewer steps (what the test suite runs); --threads sets the thread count (default 1).
  * Under AddressSanitizer:
  *     make BUILD=build/asan SAN=1 build/asan/examples/02_mlp_classifier && build/asan/examples/02_mlp_classifier
  */
@@ -129,7 +129,10 @@ static double accuracy(ox_ctx *ctx, struct mlp *m, ox_tensor *x, const ox_tensor
 
 int main(int argc, char **argv)
 {
-    int quick = 0, threads = 0;   /* threads 0: every core this process may use */
+    /* Threads: 1 by default. This model is tiny (every op touches a few thousand floats), so a step is
+     * a chain of small ops; splitting them across cores costs more in synchronisation than it
+     * saves, and on a busy machine much more. ox_ctx_set_threads is the one knob: try --threads 2. */
+    int quick = 0, threads = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;

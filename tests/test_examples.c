@@ -1,0 +1,151 @@
+/* test_examples.c - runs each tutorial program of examples/ and checks its exit code and key output.
+ *
+ * The programs are the ones built next to this test binary: <build>/examples/<name>, found from
+ * /proc/self/exe (<build>/tests/oryx-tests), so `make test` runs build/examples/<name> and `make test-asan`
+ * runs the sanitizer builds in build/asan/examples/<name> (ASAN_OPTIONS, with leak detection, is inherited:
+ * a leak makes the program exit non-zero and the test fail). They run from the current directory,
+ * which `make test-run` leaves at the repository root (03_char_rnn reads data/tinyshakespeare.txt).
+ * The training programs run with --quick (fewer steps) and one thread.
+ *
+ * Thresholds, and why they can fail:
+ *  - 02_mlp_classifier: train and held-out accuracy > 0.9 (the task's bar). The untrained network is
+ *    at chance (~0.5, which the program also prints and we check is below 0.75), and the spirals are
+ *    not linearly separable, so only a working forward/backward/optimizer reaches 0.9 (quick run: 0.99).
+ *  - 03_char_rnn: held-out loss < 2.6 nats, against log(65) = 4.17 for a uniform guess and ~3.3 for
+ *    predicting the character frequencies alone (unigram entropy of the text); the quick run reaches
+ *    ~2.28. The training loss must also fall by more than 1.0 from the first step.
+ *  - 00/01: the exact error line for a [2, 3] + [4] add, the gradcheck verdict, and autograd against
+ *    the hand-derived gradient (the program prints the largest difference; we require < 1e-5, float32
+ *    round-off being ~1e-7 at these magnitudes). */
+#include "test_util.h"
+
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Output of one run: stdout and stderr together, and the exit code (-1 if it did not exit normally). */
+struct run {
+    char out[16384];
+    int code;
+};
+
+/* The folder holding the example binaries: dirname(dirname(/proc/self/exe)) + "/examples". */
+static void examples_dir(char *dir, size_t n)
+{
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    cr_assert(len > 0, "cannot read /proc/self/exe");
+    exe[len] = '\0';
+    char *build = dirname(dirname(exe));
+    int w = snprintf(dir, n, "%s/examples", build);
+    cr_assert(w > 0 && (size_t)w < n);
+}
+
+/* Runs "<examples dir>/<name> <args>" from directory `cwd` (NULL: the current one). */
+static void run_example(struct run *r, const char *cwd, const char *name, const char *args)
+{
+    char dir[PATH_MAX], cmd[3 * PATH_MAX];
+    examples_dir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, "%s/%s", dir, name);
+    cr_assert(access(cmd, X_OK) == 0, "%s is not built (make test-run builds the examples)", cmd);
+    snprintf(cmd, sizeof cmd, "%s%s%s'%s/%s' %s 2>&1", cwd ? "cd '" : "", cwd ? cwd : "", cwd ? "' && " : "", dir,
+             name, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "popen failed for %s", cmd);
+    size_t got = fread(r->out, 1, sizeof r->out - 1, p);
+    r->out[got] = '\0';
+    char sink[4096];
+    while (fread(sink, 1, sizeof sink, p) > 0)   /* drain anything past the buffer */
+        ;
+    int st = pclose(p);
+    r->code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The number after `key` in the output; fails the test if the key is missing. */
+static double value_after(const struct run *r, const char *key)
+{
+    const char *at = strstr(r->out, key);
+    cr_assert_not_null(at, "no \"%s\" in the output:\n%s", key, r->out);
+    double v;
+    cr_assert_eq(sscanf(at + strlen(key), "%lf", &v), 1, "no number after \"%s\"", key);
+    return v;
+}
+
+static void assert_contains(const struct run *r, const char *text)
+{
+    cr_assert_not_null(strstr(r->out, text), "expected \"%s\" in the output:\n%s", text, r->out);
+}
+
+Test(examples, tensor_views_and_error_message)
+{
+    static struct run r;
+    run_example(&r, NULL, "00_tensor", "");
+    cr_assert_eq(r.code, 0, "exit code %d, output:\n%s", r.code, r.out);
+    assert_contains(&r, "message: add: shapes [2, 3] and [4] do not broadcast");
+    assert_contains(&r, "same storage? transpose yes, narrow yes, select yes");
+    assert_contains(&r, "the next op also returned NULL (sticky); after ox_ctx_clear_error: a tensor again");
+    assert_contains(&r, "\nok\n");
+}
+
+Test(examples, autograd_matches_hand_gradients)
+{
+    static struct run r;
+    run_example(&r, NULL, "01_autograd", "");
+    cr_assert_eq(r.code, 0, "exit code %d, output:\n%s", r.code, r.out);
+    double diff = value_after(&r, "largest difference from the hand derivatives:");
+    cr_assert(diff < 1e-5, "autograd vs hand derivatives: %g", diff);
+    assert_contains(&r, "gradcheck: ok");
+    assert_contains(&r, "requires_grad 0, tape length 0");
+    assert_contains(&r, "\nok\n");
+}
+
+Test(examples, mlp_classifier_learns_the_spirals)
+{
+    static struct run r;
+    run_example(&r, NULL, "02_mlp_classifier", "--quick --threads 1");
+    cr_assert_eq(r.code, 0, "exit code %d, output:\n%s", r.code, r.out);
+    double before = value_after(&r, "before training: held-out accuracy");
+    double train = value_after(&r, "train accuracy:");
+    double test = value_after(&r, "held-out accuracy:");
+    cr_assert(before < 0.75, "untrained accuracy %.4f: the task is too easy to test anything", before);
+    cr_assert(train > 0.9, "train accuracy %.4f", train);
+    cr_assert(test > 0.9, "held-out accuracy %.4f", test);
+}
+
+Test(examples, char_rnn_loss_goes_down)
+{
+    static struct run r;
+    run_example(&r, NULL, "03_char_rnn", "--quick --threads 1");
+    cr_assert_eq(r.code, 0, "exit code %d, output:\n%s", r.code, r.out);
+    double first = value_after(&r, "training loss:");
+    double last = value_after(&r, "->");
+    double held = value_after(&r, "held-out loss:");
+    cr_assert(first > 3.9, "first loss %.4f should be near log(65) = 4.17", first);
+    cr_assert(first - last > 1.0, "training loss went from %.4f to %.4f only", first, last);
+    cr_assert(held < 2.6, "held-out loss %.4f", held);
+    assert_contains(&r, "greedy sample: \"ROMEO:\n");
+}
+
+Test(examples, char_rnn_reports_a_missing_data_file)
+{
+    static struct run r;
+    run_example(&r, "/", "03_char_rnn", "--quick");   /* no data/tinyshakespeare.txt under / */
+    cr_assert_eq(r.code, 1, "exit code %d, output:\n%s", r.code, r.out);
+    assert_contains(&r, "03_char_rnn: cannot open data/tinyshakespeare.txt: No such file or directory");
+    const char *eol = strchr(r.out, '\n');
+    cr_assert(eol && eol[1] == '\0', "one line expected:\n%s", r.out);
+}
+
+Test(examples, training_programs_reject_unknown_flags)
+{
+    static struct run r;
+    const char *names[] = { "02_mlp_classifier", "03_char_rnn" };
+    for (int i = 0; i < 2; i++) {
+        run_example(&r, NULL, names[i], "--bogus");
+        cr_assert_eq(r.code, 2, "%s --bogus: exit code %d", names[i], r.code);
+        assert_contains(&r, "usage:");
+    }
+}
