@@ -129,13 +129,13 @@ static ox_tensor *rnn_cell(ox_ctx *ctx, struct rnn *m, ox_tensor *x_t, ox_tensor
 }
 
 /* The unrolled forward pass over one chunk.
- *   tokens [T + 1, B] (I32, time-major): inputs are rows 0..T-1, targets rows 1..T (the next character).
+ *   tokens [T + 1, B] (I32, time-major, T = SEQ): inputs are rows 0..T-1, targets rows 1..T (the next character).
  *   h0 [B, H]: the state the chunk starts from.
  * Returns the mean cross-entropy over the T * B predictions and sets *h_last [B, H] (arena tensors). */
 static ox_tensor *rnn_chunk_loss(ox_ctx *ctx, struct rnn *m, const ox_tensor *tokens, ox_tensor *h0,
                                  ox_tensor **h_last)
 {
-    int64_t T = tokens->shape[0] - 1;
+    const int64_t T = SEQ;   /* tokens is always [SEQ + 1, B] here: hs below has room for SEQ states */
     ox_tensor *inputs = ox_tensor_view_narrow(ctx, tokens, 0, 0, T);          /* [T, B], a view */
     ox_tensor *targets = ox_tensor_view_narrow(ctx, tokens, 0, 1, T);         /* [T, B], a view */
     /* All T * B embedding rows at once: [T, B, H]. select(x, 0, t) is the [B, H] slice of step t. */
