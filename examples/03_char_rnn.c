@@ -247,7 +247,7 @@ int main(int argc, char **argv)
         }
     }
     const int64_t steps = quick ? 150 : 400, warmup = 20, log_every = quick ? 25 : 50;
-    const double lr_max = 5e-3, lr_min = 5e-4, clip = 1.0;
+    const double lr_max = 1e-2, lr_min = 5e-4, clip = 1.0;
 
     struct text tx;
     text_load(&tx, DATA_PATH);
