@@ -9,6 +9,8 @@
 #include "nn/linear.h"
 #include "nn/rope.h"
 #include "nn/ssd.h"
+#include "nn/swiglu.h"
+#include "tensor/iter.h"
 
 #include <math.h>
 #include <string.h>
@@ -170,6 +172,51 @@ static ox_status check_step(ox_ctx *ctx, const ox_oryx_decoder *d, const int32_t
     return OX_OK;
 }
 
+/* ---- the step's projections ------------------------------------------------------------------------- */
+
+/* sum_i a[i] b[i] with 16 independent accumulators combined by a fixed tree (vectorisable, and the order of
+ * every addition depends only on n: bit-reproducible on any thread) */
+static inline float dot16(const float *a, const float *b, int64_t n)
+{
+    float acc[16] = { 0 };
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+#pragma omp simd
+        for (int j = 0; j < 16; j++)
+            acc[j] += a[i + j] * b[i + j];
+    for (int j = 0; i < n; i++, j++)
+        acc[j] += a[i] * b[i];
+    for (int w = 8; w > 0; w /= 2)
+        for (int j = 0; j < w; j++)
+            acc[j] += acc[j + w];
+    return acc[0];
+}
+
+/* y = x W^T for the few rows of a decode step: x [B, 1, in], W [out, in] -> [B, 1, out] (arena). One dot
+ * product per output (a GEMM call with one row spends most of its time packing W); outputs are split over
+ * threads only when the product is large, each written by one thread. Falls back to ox_nn_linear for
+ * strided operands. */
+static ox_tensor *proj(ox_ctx *ctx, ox_tensor *x, ox_tensor *w)
+{
+    if (!x || !w || ctx->status)
+        return NULL;
+    if (w->ndim != 2 || w->stride[1] != 1 || x->ndim != 3 || !ox_tensor_is_contiguous(x) ||
+        x->shape[2] != w->shape[1] || x->dtype != OX_F32)
+        return ox_nn_linear(ctx, x, w);
+    const int64_t B = x->shape[0] * x->shape[1], in = w->shape[1], out = w->shape[0], ws = w->stride[0];
+    ox_tensor *y = ox_tensor_empty(ctx, OX_F32, OX_DIMS(x->shape[0], x->shape[1], out));
+    if (!y)
+        return NULL;
+    const float *xd = ox_tensor_f32(x), *wd = ox_tensor_f32(w);
+    float *yd = ox_tensor_f32(y);
+    int nt = B * out * in >= 16 * OX_PARALLEL_MIN ? ctx->n_threads : 1;
+#pragma omp parallel for num_threads(nt) if (nt > 1)
+    for (int64_t o = 0; o < out; o++)
+        for (int64_t b = 0; b < B; b++)
+            yd[b * out + o] = dot16(xd + b * in, wd + o * ws, in);
+    return y;
+}
+
 /* [n0, n1] view of a contiguous tensor */
 static ox_tensor *as2(ox_ctx *ctx, ox_tensor *t, int64_t n0, int64_t n1)
 {
@@ -201,7 +248,7 @@ static ox_tensor *lin_step(ox_ctx *ctx, const ox_nn_mixer *mx, ox_oryx_decoder_l
     const ox_nn_mixer_config *c = &mx->cfg;
     const int64_t B = x->shape[0], H = c->n_heads, dk = c->d_k, dv = c->d_v;
     int gdn = (c->cores & OX_NN_CORE_GDN) != 0;
-    ox_tensor *ql = conv_step(ctx, ox_nn_linear(ctx, x, mx->lin_q), mx->lin_q_conv,
+    ox_tensor *ql = conv_step(ctx, proj(ctx, x, mx->lin_q), mx->lin_q_conv,
                               gdn ? OX_NN_ACT_SILU : OX_NN_ACT_NONE, L->ring_q);
     ox_tensor *o = ox_tensor_empty(ctx, OX_F32, OX_DIMS(B, H, dv));
     if (!ql || !o)
@@ -209,15 +256,15 @@ static ox_tensor *lin_step(ox_ctx *ctx, const ox_nn_mixer *mx, ox_oryx_decoder_l
     if (gdn) {
         ox_tensor *qh = ox_ag_scale(ctx, ox_nn_l2norm(ctx, as3(ctx, ql, B, H, dk)), 1.0 / sqrt((double)dk));
         ox_tensor *kh = ox_nn_l2norm(ctx, as3(ctx, k, B, H, dk));
-        ox_tensor *beta = ox_ag_sigmoid(ctx, ox_nn_linear(ctx, x, mx->gdn_beta));
-        ox_tensor *za = ox_ag_add(ctx, ox_nn_linear(ctx, x, mx->gdn_alpha), mx->dt_bias);
+        ox_tensor *beta = ox_ag_sigmoid(ctx, proj(ctx, x, mx->gdn_beta));
+        ox_tensor *za = ox_ag_add(ctx, proj(ctx, x, mx->gdn_alpha), mx->dt_bias);
         ox_tensor *a = ox_ag_mul(ctx, ox_ag_neg(ctx, ox_ag_exp(ctx, mx->A_log)), ox_ag_softplus(ctx, za));
         if (!qh || !kh || !beta || !a ||
             ox_nn_gdn_step(ctx, qh, kh, as3(ctx, v, B, H, dv), as2(ctx, beta, B, H), as2(ctx, a, B, H), L->state, o))
             return NULL;
         return o;
     }
-    ox_tensor *dt = ox_ag_softplus(ctx, ox_ag_add(ctx, ox_nn_linear(ctx, x, mx->m2_dt), mx->dt_bias));
+    ox_tensor *dt = ox_ag_softplus(ctx, ox_ag_add(ctx, proj(ctx, x, mx->m2_dt), mx->dt_bias));
     ox_tensor *a = ox_ag_mul(ctx, dt, ox_ag_neg(ctx, ox_ag_exp(ctx, mx->A_log)));
     if (!dt || !a ||
         ox_nn_ssd_step(ctx, as3(ctx, ql, B, H, dk), as3(ctx, k, B, H, dk), as3(ctx, v, B, H, dv), as2(ctx, dt, B, H),
@@ -260,7 +307,7 @@ static ox_tensor *attn_step(ox_ctx *ctx, const ox_nn_mixer *mx, ox_oryx_decoder_
         ox_nn_rope_rows(ox_tensor_f32(kr) + b * H * dk, H, dk, pos);
     if (n_attn == 0)
         return ox_nn_attention_step(ctx, &L->kv, NULL, kr, v3, NULL) ? NULL : o;
-    ox_tensor *q = as3(ctx, ox_nn_linear(ctx, x, mx->attn_q), B, H, dk);    /* contiguous, rotated in place */
+    ox_tensor *q = as3(ctx, proj(ctx, x, mx->attn_q), B, H, dk);    /* contiguous, rotated in place */
     if (!q)
         return NULL;
     for (int64_t b = 0; b < B; b++)
@@ -294,9 +341,9 @@ static ox_tensor *mixer_step(ox_ctx *ctx, ox_oryx_decoder *d, int64_t l, ox_tens
     ox_oryx_decoder_layer *L = &d->layers[l];
     const ox_nn_mixer_config *c = &mx->cfg;
     const int64_t B = d->B, H = c->n_heads, dv = c->d_v;
-    ox_tensor *k = conv_step(ctx, ox_nn_linear(ctx, x, mx->k_proj), mx->k_conv, c->conv_act, L->ring_k);
-    ox_tensor *v = conv_step(ctx, ox_nn_linear(ctx, x, mx->v_proj), mx->v_conv, c->conv_act, L->ring_v);
-    ox_tensor *g = ox_nn_linear(ctx, x, mx->g_proj);
+    ox_tensor *k = conv_step(ctx, proj(ctx, x, mx->k_proj), mx->k_conv, c->conv_act, L->ring_k);
+    ox_tensor *v = conv_step(ctx, proj(ctx, x, mx->v_proj), mx->v_conv, c->conv_act, L->ring_v);
+    ox_tensor *g = proj(ctx, x, mx->g_proj);
     if (!k || !v || !g)
         return NULL;
     ox_tensor *o_attn = L->has_attn ? attn_step(ctx, mx, L, x, k, v, md, d->pos) : NULL;
@@ -308,7 +355,7 @@ static ox_tensor *mixer_step(ox_ctx *ctx, ox_oryx_decoder *d, int64_t l, ox_tens
         const ox_tensor *src = md[b] == OX_ORYX_ATTN ? o_attn : o_lin;
         memcpy(ox_tensor_f32(o) + b * H * dv, ox_tensor_f32(src) + b * H * dv, (size_t)(H * dv) * sizeof(float));
     }
-    return ox_nn_linear(ctx, ox_nn_gated_rmsnorm(ctx, o, g, mx->norm, dv), mx->o_proj);
+    return proj(ctx, ox_nn_gated_rmsnorm(ctx, o, g, mx->norm, dv), mx->o_proj);
 }
 
 ox_status ox_oryx_decoder_step(ox_ctx *ctx, ox_oryx_decoder *d, const int32_t *tokens, const int32_t *modes,
@@ -332,9 +379,11 @@ ox_status ox_oryx_decoder_step(ox_ctx *ctx, ox_oryx_decoder *d, const int32_t *t
         for (int64_t b = 0; b < B; b++)
             md[b] = mode_of(d, l, b, modes, n_modes);
         h = ox_ag_add(ctx, h, mixer_step(ctx, d, l, ox_nn_rmsnorm_forward(ctx, &Ly->norm1, h), md));
-        h = ox_ag_add(ctx, h, ox_nn_swiglu_forward(ctx, &Ly->mlp, ox_nn_rmsnorm_forward(ctx, &Ly->norm2, h)));
+        ox_tensor *xn = ox_nn_rmsnorm_forward(ctx, &Ly->norm2, h);        /* SwiGLU (MODELS 2) */
+        ox_tensor *u = ox_nn_silu_mul(ctx, proj(ctx, xn, Ly->mlp.gate.weight), proj(ctx, xn, Ly->mlp.up.weight));
+        h = ox_ag_add(ctx, h, proj(ctx, u, Ly->mlp.down.weight));
     }
-    ox_tensor *logits = ox_nn_embedding_logits(ctx, &m->embed, ox_nn_rmsnorm_forward(ctx, &m->norm_f, h));
+    ox_tensor *logits = proj(ctx, ox_nn_rmsnorm_forward(ctx, &m->norm_f, h), m->embed.weight);   /* tied head */
     if (logits && !ctx->status) {
         memcpy(ox_tensor_f32(d->logits), ox_tensor_f32(logits), (size_t)(B * V) * sizeof(float));
         d->pos++;
