@@ -39,7 +39,8 @@ static int fake_context(ox_ctx *ctx, ox_oryx_decoder *d, int64_t n, ox_rng *rng)
     for (int64_t l = 0; l < d->model->cfg.n_layers; l++) {
         ox_oryx_decoder_layer *L = &d->layers[l];
         if (L->kv.k) {
-            if (ox_tensor_fill_normal(ctx, L->kv.k, rng, 0.0, 1.0) || ox_tensor_fill_normal(ctx, L->kv.v, rng, 0.0, 1.0))
+            if (ox_tensor_fill_normal(ctx, L->kv.k, rng, 0.0, 1.0) ||
+                ox_tensor_fill_normal(ctx, L->kv.v, rng, 0.0, 1.0))
                 return -1;
             L->kv.len = n;
         }

@@ -261,10 +261,10 @@ static void prefill_state(const char *preset)
         check_rel(ctx, "linear state", a->state, b->state, 1e-4);
         cr_assert_eq(a->kv.len, T);
         cr_assert_eq(b->kv.len, T);
-        ox_tensor *ka = ox_tensor_view_narrow(ctx, a->kv.k, 2, 0, T), *kb = ox_tensor_view_narrow(ctx, b->kv.k, 2, 0, T);
-        ox_tensor *va = ox_tensor_view_narrow(ctx, a->kv.v, 2, 0, T), *vb = ox_tensor_view_narrow(ctx, b->kv.v, 2, 0, T);
-        check_rel(ctx, "KV cache keys", ka, kb, 1e-5);
-        check_rel(ctx, "KV cache values", va, vb, 1e-5);
+        check_rel(ctx, "KV cache keys", ox_tensor_view_narrow(ctx, a->kv.k, 2, 0, T),
+                  ox_tensor_view_narrow(ctx, b->kv.k, 2, 0, T), 1e-5);
+        check_rel(ctx, "KV cache values", ox_tensor_view_narrow(ctx, a->kv.v, 2, 0, T),
+                  ox_tensor_view_narrow(ctx, b->kv.v, 2, 0, T), 1e-5);
     }
     ox_oryx_decoder_free(&par);
     ox_oryx_decoder_free(&seq);

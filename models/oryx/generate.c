@@ -420,7 +420,7 @@ static ox_status fill_layer_state(ox_ctx *ctx, const ox_nn_mixer *mx, ox_oryx_de
     ox_nn_shortconv_prefill(ctx, ox_nn_linear(ctx, xl, mx->lin_q), mx->lin_q_conv,
                             gdn ? OX_NN_ACT_SILU : OX_NN_ACT_NONE, L->ring_q);
     ox_tensor *o = NULL, *sT = NULL;
-    if (gdn) {      /* as the mixer: kh = l2norm(k), beta = sigmoid(x Wb^T), a = -exp(A_log) softplus(x Wa^T + dt_bias) */
+    if (gdn) {      /* as the mixer: kh = l2norm(k), beta = sigmoid(x Wb^T), a = -exp(A_log) softplus(x Wa^T + b) */
         ox_tensor *kh = ox_nn_l2norm(ctx, k4);
         ox_tensor *beta = ox_ag_sigmoid(ctx, ox_nn_linear(ctx, x, mx->gdn_beta));
         ox_tensor *za = ox_ag_add(ctx, ox_nn_linear(ctx, x, mx->gdn_alpha), mx->dt_bias);
