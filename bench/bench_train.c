@@ -7,13 +7,14 @@
  * definitions here win over libblis's and forward to them via dlsym(RTLD_NEXT)) and adds up the time spent in
  * them; calls made inside an OpenMP region run single-threaded in parallel with each other, so their time is
  * divided by the thread count. Share = that time / step time (an estimate).
- * Run: make build/bench/bench_train && ./build/bench/bench_train */
+ * Run: make build/bench/bench_train && ./build/bench/bench_train [preset [threads]] */
 #include <blis.h>
 #include <dlfcn.h>
 #include <omp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -23,7 +24,6 @@
 
 #define RUNS 7
 #define WARM 2
-#define THREADS 2
 
 static double now(void)
 {
@@ -33,6 +33,7 @@ static double now(void)
 }
 
 static _Atomic uint64_t blis_ns_outside, blis_ns_inside;
+static int THREADS = 2;
 
 static void blis_account(double t0)
 {
@@ -137,8 +138,11 @@ static int run_preset(const char *preset, struct row *r)
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    const char *only = argc > 1 ? argv[1] : NULL;   /* optional: one preset */
+    if (argc > 2)
+        THREADS = atoi(argv[2]);                      /* optional: thread count (default 2) */
     const char *presets[] = { "transformer", "gdn", "mamba2", "hybrid-gdn", "hybrid-mamba2", "oryx-gdn", "oryx-mamba2" };
     /* tokens/s of the PyTorch peer implementation (the targets); 0 = none given */
     const double peer[] = { 9200, 6600, 8800, 6800, 0, 5100, 6400 };
@@ -149,6 +153,8 @@ int main(void)
     printf("%-14s %9s %10s %10s %9s %10s %10s %15s\n", "preset", "ms/step", "tokens/s", "peer tok/s", "vs peer",
            "BLIS share", "peak RSS MB", "arena MB");
     for (int i = 0; i < N; i++) {
+        if (only && strcmp(only, presets[i]) != 0)
+            continue;
         int fd[2];
         if (pipe(fd))
             return 1;

@@ -136,6 +136,54 @@ Test(oryx_train, sampler_draws_training_windows)
     ox_ctx_free(ctx);
 }
 
+/* ---- mode maps ------------------------------------------------------------------------------------------- */
+
+static int64_t count_attn(const ox_tensor *m)
+{
+    int64_t c = 0;
+    for (int64_t i = 0; i < ox_tensor_numel(m); i++)
+        c += ox_tensor_i32(m)[i];
+    return c;
+}
+
+Test(oryx_train, map_specs)
+{
+    ox_ctx *ctx = test_ctx();
+    enum { B = 3, T = 40 };
+    ox_oryx_map_spec s = { .kind = OX_ORYX_MAP_ATTN };
+    cr_assert_eq(count_attn(ox_oryx_map_build(ctx, &s, 0, B, T)), B * T);
+    s.kind = OX_ORYX_MAP_LIN;
+    cr_assert_eq(count_attn(ox_oryx_map_build(ctx, &s, 0, B, T)), 0);
+    /* positions: those >= T are ignored (a shorter evaluation window) */
+    s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_POSITIONS, .n_positions = 3, .positions = { 0, 39, 45 } };
+    ox_tensor *m = ox_oryx_map_build(ctx, &s, 0, B, T);
+    cr_assert_not_null(m, "%s", ox_ctx_message(ctx));
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            cr_assert_eq(ox_tensor_i32(m)[b * T + t], t == 0 || t == 39);
+    /* fraction: round(0.5 * ceil(40 / 8)) = 3 chunks of 8 (or the short last one) per row */
+    s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_FRACTION, .chunk = 8, .fraction = 0.5, .seed = 3 };
+    m = ox_oryx_map_build(ctx, &s, 7, B, T);
+    cr_assert_eq(count_attn(m), B * 3 * 8);
+    /* mixed with a one-ratio set {1}: every chunk ATTN; with the default set, the sampler of modes.h */
+    s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_MIXED, .chunk = 8, .n_ratios = 1, .ratios = { 1.0 }, .seed = 3 };
+    cr_assert_eq(count_attn(ox_oryx_map_build(ctx, &s, 7, B, T)), B * T);
+    s.n_ratios = 0;
+    m = ox_oryx_map_build(ctx, &s, 7, B, T);
+    ox_tensor *ref = ox_oryx_modes_mixed(ctx, 3, 7, B, T, 8, NULL, 0);
+    cr_assert_eq(memcmp(ox_tensor_i32(m), ox_tensor_i32(ref), sizeof(int32_t) * B * T), 0);
+    /* bad specs */
+    s.n_ratios = 1;
+    s.ratios[0] = 1.5;
+    cr_assert_null(ox_oryx_map_build(ctx, &s, 0, B, T));
+    cr_assert_eq(ox_ctx_status(ctx), OX_ERR_ARG);
+    cr_assert(strstr(ox_ctx_message(ctx), "ratios[0] = 1.5"), "%s", ox_ctx_message(ctx));
+    ox_ctx_clear_error(ctx);
+    s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_POSITIONS, .n_positions = 1, .positions = { -2 } };
+    cr_assert_null(ox_oryx_map_build(ctx, &s, 0, B, T));
+    ox_ctx_free(ctx);
+}
+
 /* ---- the step -------------------------------------------------------------------------------------------- */
 
 struct run {
