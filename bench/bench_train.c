@@ -7,7 +7,7 @@
  * definitions here win over libblis's and forward to them via dlsym(RTLD_NEXT)) and adds up the time spent in
  * them; calls made inside an OpenMP region run single-threaded in parallel with each other, so their time is
  * divided by the thread count. Share = that time / step time (an estimate).
- * Run: make build/bench/bench_train && ./build/bench/bench_train [preset [threads]] */
+ * Run from the repository root: make build/bench/bench_train && ./build/bench/bench_train [preset [threads]] */
 #include <blis.h>
 #include <dlfcn.h>
 #include <omp.h>
@@ -143,7 +143,8 @@ int main(int argc, char **argv)
     const char *only = argc > 1 ? argv[1] : NULL;   /* optional: one preset */
     if (argc > 2)
         THREADS = atoi(argv[2]);                      /* optional: thread count (default 2) */
-    const char *presets[] = { "transformer", "gdn", "mamba2", "hybrid-gdn", "hybrid-mamba2", "oryx-gdn", "oryx-mamba2" };
+    const char *presets[] = { "transformer",   "gdn",      "mamba2",     "hybrid-gdn",
+                              "hybrid-mamba2", "oryx-gdn", "oryx-mamba2" };
     /* tokens/s of the PyTorch peer implementation (the targets); 0 = none given */
     const double peer[] = { 9200, 6600, 8800, 6800, 0, 5100, 6400 };
     enum { N = sizeof presets / sizeof presets[0] };
