@@ -1,0 +1,120 @@
+/* generate.h - inference for Oryx-family models (MODELS.md 7.4): a decode state (conv rings, linear state,
+ * optional KV cache, position) per layer, the one-token step with a mode per (layer, sequence), prefill,
+ * KV-cache dropping, and token sampling (greedy, temperature, top-k) with a streaming generate loop.
+ *
+ * Step for one token per sequence, per layer l (both states advance at every token, whatever its mode):
+ *     x = RMSNorm(h; norm1)
+ *     kp, vp, g, q_lin pre-conv (and beta/alpha or dt): always;   k, v, q_lin: conv step through the rings
+ *     if the layer keeps a KV cache: append (RoPE(k, pos), v)
+ *     advance the linear state S with this token (GDN 5.2 / Mamba-2 6.2)
+ *     o = ATTN ? softmax attention of RoPE(x Wq_attn^T, pos) over cache[0..pos] : S q (GDN), S Cq + D v (M2)
+ *     h += GatedRMSNorm(o, g) Wo^T ;  h += SwiGLU(RMSNorm(h; norm2)) ;  pos += 1
+ *     logits = RMSNorm(h; norm_f) E^T                                  [B, V]
+ * A layer of kind ATTN (LIN) has only the KV cache (only the linear state and ring_q) and ignores the mode.
+ *
+ * Shapes: B sequences decoded in lockstep (one position for all); V vocab; per layer ring_k [B, 3, H*dk],
+ * ring_v [B, 3, H*dv], ring_q [B, 3, H*dk], state [B, H, dv, dk], KV cache [B, H, Tmax, dk] + [B, H, Tmax, dv].
+ * Memory per layer: KV cache 4 B H Tmax (dk + dv + 1) bytes, linear state 4 B H dv dk bytes.
+ *
+ * Ownership: the decoder owns its state (heap tensors, allocated once by ox_oryx_decoder_init and freed by
+ * ox_oryx_decoder_free) and borrows the model, which must outlive it. A step allocates nothing on the heap
+ * once the context arena has grown to a step's size: its temporaries come from the arena and are released
+ * (mark/rewind) before it returns; the logits live in the decoder (d->logits [B, V], overwritten by every
+ * step). Steps record nothing on the autograd tape.
+ *
+ * Prefill: implemented by stepping the prompt token by token (exactly the state a step leaves; no parallel
+ * prefill), so step decoding after a prefill reproduces the parallel forward on the concatenation.
+ *
+ *   ox_oryx_decoder d;
+ *   ox_oryx_decoder_init(ctx, &d, &model, B, 4096, 0);
+ *   ox_oryx_decoder_prefill(ctx, &d, prompt, prompt_modes);          // prompt I32 [B, T]
+ *   int32_t modes[1] = { OX_ORYX_LIN };                              // one mode for every layer and row
+ *   ox_oryx_decoder_drop_kv(ctx, &d, -1);                            // no later token uses ATTN
+ *   ox_oryx_decoder_step(ctx, &d, next_tokens, modes, 1);            // d.logits [B, V]
+ *   ox_oryx_decoder_free(&d);
+ */
+#ifndef OX_ORYX_GENERATE_H
+#define OX_ORYX_GENERATE_H
+
+#include "models/oryx/model.h"
+#include "nn/attention.h"
+#include "tensor/rng.h"
+
+/* ox_oryx_decoder_init flag: allocate no KV cache in layers of kind ORYX (pure linear decoding in constant
+ * memory; ATTN in such a layer is then an error). A layer of kind ATTN always gets its cache. */
+#define OX_ORYX_DECODE_NO_KV 1u
+
+typedef struct ox_oryx_decoder_layer {
+    ox_tensor *ring_k, *ring_v;     /* [B, 3, H*dk], [B, 3, H*dv]: last three pre-conv k, v rows (heap) */
+    ox_tensor *ring_q;              /* [B, 3, H*dk]: linear query pre-conv rows; NULL without a linear core */
+    ox_tensor *state;               /* [B, H, dv, dk]: GDN S or Mamba-2 h; NULL without a linear core */
+    ox_nn_kv_cache kv;              /* rotated keys and values; kv.k == NULL when absent or dropped */
+    int has_attn, has_lin;          /* the cores this layer holds */
+} ox_oryx_decoder_layer;
+
+typedef struct ox_oryx_decoder {
+    const ox_oryx_model *model;     /* borrowed */
+    int64_t B;                      /* sequences decoded together */
+    int64_t cap;                    /* Tmax: positions a KV cache can hold */
+    int64_t pos;                    /* next position (tokens consumed so far) */
+    ox_tensor *logits;              /* [B, V] logits of the last step (heap) */
+    ox_oryx_decoder_layer layers[OX_ORYX_MAX_LAYERS];
+} ox_oryx_decoder;
+
+/* Allocates the decode state of model m for B >= 1 sequences and up to cap >= 1 positions (cap bounds only
+ * layers that keep a KV cache; with none, decoding has no length limit). flags: 0 or OX_ORYX_DECODE_NO_KV.
+ * Empty state: zero rings and linear states, empty caches, pos = 0. On error d is left empty (safe to free). */
+ox_status ox_oryx_decoder_init(ox_ctx *ctx, ox_oryx_decoder *d, const ox_oryx_model *m, int64_t B, int64_t cap,
+                               unsigned flags);
+/* Frees the state (NULL-safe, idempotent). */
+void ox_oryx_decoder_free(ox_oryx_decoder *d);
+/* Back to the empty state (pos = 0) for new sequences; keeps the memory (a dropped cache stays dropped). */
+void ox_oryx_decoder_reset(ox_oryx_decoder *d);
+/* Frees the KV cache of layer `layer` (or of every layer when layer < 0) that has a linear core: the caller
+ * declares that no later token of that layer uses ATTN. Later steps skip the append; a step asking for ATTN
+ * there fails with OX_ERR_STATE. Layers of kind ATTN keep their cache (dropping it is OX_ERR_ARG when named
+ * explicitly; skipped when layer < 0). */
+ox_status ox_oryx_decoder_drop_kv(ox_ctx *ctx, ox_oryx_decoder *d, int64_t layer);
+/* Heap bytes the decode state holds (rings, states, caches, logits). */
+uint64_t ox_oryx_decoder_bytes(const ox_oryx_decoder *d);
+
+/* One token per sequence: tokens[0..B-1] (ids in [0, V)) at position d->pos, with modes (0 = LIN,
+ * 1 = ATTN): n_modes == B (modes[b] for every layer), or n_modes == L * B (modes[l * B + b]), or modes NULL /
+ * n_modes 0 when no layer is of kind ORYX. Writes d->logits [B, V] and advances pos. Every argument and
+ * mode is checked before any state changes: a bad id or mode, ATTN in a layer whose cache was dropped, or a
+ * full KV cache returns an error and leaves the decoder as it was. */
+ox_status ox_oryx_decoder_step(ox_ctx *ctx, ox_oryx_decoder *d, const int32_t *tokens, const int32_t *modes,
+                               int64_t n_modes);
+
+/* Runs a prompt tokens I32 [B, T] (any strides) with mode map I32 [B, T] or [L, B, T] (NULL when no layer is
+ * of kind ORYX), token by token, continuing from the current state; leaves d->logits = the logits of the
+ * prompt's last token and the state as if each token had been stepped. If all_logits is not NULL it must be
+ * F32 [B, T, V] and receives the logits of every prompt position. */
+ox_status ox_oryx_decoder_prefill(ox_ctx *ctx, ox_oryx_decoder *d, const ox_tensor *tokens, const ox_tensor *mode,
+                                  ox_tensor *all_logits);
+
+/* ---- sampling ------------------------------------------------------------------------------------- */
+
+typedef struct ox_oryx_sampler {
+    double temperature;     /* <= 0: greedy (argmax, lowest id on ties); otherwise softmax(z / temperature) */
+    int64_t top_k;          /* > 0: sample only among the k largest logits (ties: lower id first); 0 = all */
+} ox_oryx_sampler;
+
+/* One token id from logits[0..V-1]: greedy, or drawn from softmax(z / temperature) restricted to the top k
+ * with one ox_rng_uniform draw from rng (rng may be NULL for greedy). Errors (-1 + message): V < 1, a
+ * negative top_k, a missing rng when sampling, non-finite logits. Scratch from the arena, released. */
+int32_t ox_oryx_sample_token(ox_ctx *ctx, const float *logits, int64_t V, const ox_oryx_sampler *s, ox_rng *rng);
+
+/* Called once per generated step with the B new tokens (index i = 0, 1, ...); a nonzero return stops. */
+typedef int (*ox_oryx_sample_callback)(void *user, int64_t i, const int32_t *tokens, int64_t B);
+
+/* Generation: prefill the prompt [B, T] (with prompt_mode as in prefill), then up to max_new times: sample
+ * one token per sequence from d->logits, pass them to cb (may be NULL), and, unless that was the last one
+ * or cb asked to stop, step them with gen_modes (as in ox_oryx_decoder_step). out (may be NULL) receives
+ * the tokens, out[i * B + b], room for max_new * B. *n_out (may be NULL) = tokens generated per sequence. */
+ox_status ox_oryx_sample_generate(ox_ctx *ctx, ox_oryx_decoder *d, const ox_tensor *prompt,
+                                  const ox_tensor *prompt_mode, const int32_t *gen_modes, int64_t n_gen_modes,
+                                  int64_t max_new, const ox_oryx_sampler *s, ox_rng *rng,
+                                  ox_oryx_sample_callback cb, void *user, int32_t *out, int64_t *n_out);
+
+#endif

@@ -1,0 +1,318 @@
+/* train_checkpoint.c - checkpoints of the training state (train.h): <prefix>.safetensors holds the model
+ * (ox_oryx_save, MODELS 12.2 names + 12.3 metadata + step + train_seq_len), <prefix>.state.safetensors the
+ * AdamW moments ("optim.m.<name>", "optim.v.<name>") and, as metadata strings, the step, the data sampler's
+ * RNG (seed + counter), the corpus length and hash, and every hyper-parameter of the trainer. Resume rebuilds a
+ * trainer from the two files alone and refuses a pair whose steps differ. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/oryx/checkpoint.h"
+#include "models/oryx/train.h"
+#include "tensor/alloc.h"
+
+#define PATH_LEN 4096
+#define STATE_KEYS 32
+
+/* ---- writing the metadata ------------------------------------------------------------------------------- */
+
+typedef struct kv_buf {
+    ox_st_kv kv[STATE_KEYS];
+    char val[STATE_KEYS][32];
+    char ratios[OX_ORYX_MAX_RATIOS * 26 + 1];
+    char positions[OX_ORYX_MAX_POSITIONS * 21 + 1];
+    int n;
+} kv_buf;
+
+static void put(kv_buf *b, const char *key, const char *fmt_value)
+{
+    b->kv[b->n] = (ox_st_kv){ key, fmt_value };
+    b->n++;
+}
+static void put_i64(kv_buf *b, const char *key, int64_t v)
+{
+    snprintf(b->val[b->n], sizeof b->val[0], "%lld", (long long)v);
+    put(b, key, b->val[b->n]);
+}
+static void put_u64(kv_buf *b, const char *key, uint64_t v)
+{
+    snprintf(b->val[b->n], sizeof b->val[0], "%" PRIu64, v);
+    put(b, key, b->val[b->n]);
+}
+/* %.17g: strtod gives back the same double (and so the same float for float fields). */
+static void put_f64(kv_buf *b, const char *key, double v)
+{
+    snprintf(b->val[b->n], sizeof b->val[0], "%.17g", v);
+    put(b, key, b->val[b->n]);
+}
+
+static void state_meta(const ox_oryx_trainer *tr, kv_buf *b)
+{
+    const ox_oryx_train_config *c = &tr->cfg;
+    b->n = 0;
+    put(b, "format", "oryx-train-state-1");
+    put_i64(b, "step", tr->step);
+    put_i64(b, "adamw.t", ox_optim_adamw_get_step(tr->opt));
+    put_u64(b, "rng.seed", tr->rng.seed);
+    put_u64(b, "rng.counter", tr->rng.counter);
+    put(b, "data.sampler", "random");
+    put_i64(b, "data.n_bytes", tr->data->n);
+    put_u64(b, "data.hash", tr->data->hash);
+    put_i64(b, "batch", c->batch);
+    put_i64(b, "seq_len", c->seq_len);
+    put_i64(b, "accum", c->accum);
+    put_f64(b, "lr_max", c->lr_max);
+    put_f64(b, "lr_min", c->lr_min);
+    put_i64(b, "warmup", c->warmup);
+    put_i64(b, "total_steps", c->total_steps);
+    put_f64(b, "clip", c->clip);
+    put_f64(b, "adamw.b1", c->adamw.b1);
+    put_f64(b, "adamw.b2", c->adamw.b2);
+    put_f64(b, "adamw.eps", c->adamw.eps);
+    put_f64(b, "adamw.wd", c->adamw.wd);
+    put_u64(b, "seed", c->seed);
+    put_i64(b, "map.kind", c->map.kind);
+    put_i64(b, "map.chunk", c->map.chunk);
+    put_f64(b, "map.fraction", c->map.fraction);
+    put_u64(b, "map.seed", c->map.seed);
+    size_t o = 0;
+    b->ratios[0] = 0;
+    for (int i = 0; i < c->map.n_ratios; i++)
+        o += (size_t)snprintf(b->ratios + o, sizeof b->ratios - o, "%s%.17g", i ? "," : "", c->map.ratios[i]);
+    put(b, "map.ratios", b->ratios);
+    o = 0;
+    b->positions[0] = 0;
+    for (int i = 0; i < c->map.n_positions; i++)
+        o += (size_t)snprintf(b->positions + o, sizeof b->positions - o, "%s%lld", i ? "," : "",
+                              (long long)c->map.positions[i]);
+    put(b, "map.positions", b->positions);
+}
+
+static ox_status make_paths(ox_ctx *ctx, const char *op, const char *prefix, char *model, char *state)
+{
+    if (!prefix)
+        return ox_ctx_fail(ctx, OX_ERR_ARG, "%s: prefix must not be NULL", op);
+    if (strlen(prefix) + 20 > PATH_LEN)
+        return ox_ctx_fail(ctx, OX_ERR_ARG, "%s: prefix longer than %d bytes", op, PATH_LEN - 20);
+    snprintf(model, PATH_LEN, "%s.safetensors", prefix);
+    snprintf(state, PATH_LEN, "%s.state.safetensors", prefix);
+    return OX_OK;
+}
+
+/* The 2P moment entries of opt, m then v, named by the state tensors' names. Owned array (ox_free). */
+static ox_st_entry *moment_entries(ox_ctx *ctx, const ox_optim_adamw *opt, int *n)
+{
+    int P = opt->m.n;
+    ox_st_entry *e = ox_malloc(sizeof *e * (size_t)(2 * P));
+    if (!e) {
+        ox_ctx_fail(ctx, OX_ERR_NOMEM, "oryx train checkpoint: out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < P; i++) {
+        e[i] = (ox_st_entry){ opt->m.t[i]->name, opt->m.t[i] };
+        e[P + i] = (ox_st_entry){ opt->v.t[i]->name, opt->v.t[i] };
+    }
+    *n = 2 * P;
+    return e;
+}
+
+ox_status ox_oryx_train_save(ox_ctx *ctx, const ox_oryx_trainer *tr, const char *prefix)
+{
+    if (ctx->status)
+        return ctx->status;
+    if (!tr || !tr->opt || !tr->model || !tr->data)
+        return ox_ctx_fail(ctx, OX_ERR_STATE, "oryx train save: the trainer is not initialised");
+    char mpath[PATH_LEN], spath[PATH_LEN];
+    if (make_paths(ctx, "oryx train save", prefix, mpath, spath))
+        return ctx->status;
+    if (ox_oryx_save(ctx, tr->model, mpath, tr->step, tr->cfg.seq_len))
+        return ctx->status;
+    kv_buf b;
+    state_meta(tr, &b);
+    int n = 0;
+    ox_st_entry *e = moment_entries(ctx, tr->opt, &n);
+    if (e)
+        ox_safetensors_write(ctx, spath, e, n, b.kv, b.n);
+    ox_free(e);
+    return ctx->status;
+}
+
+/* ---- reading the metadata ------------------------------------------------------------------------------- */
+
+static const char *need(ox_ctx *ctx, const ox_st_meta *m, const char *path, const char *key)
+{
+    const char *v = ox_st_meta_get(m, key);
+    if (!v && !ctx->status)
+        ox_ctx_fail(ctx, OX_ERR_FORMAT, "oryx train resume %s: metadata key \"%s\" is missing", path, key);
+    return v;
+}
+
+static void bad(ox_ctx *ctx, const char *path, const char *key, const char *v)
+{
+    ox_ctx_fail(ctx, OX_ERR_FORMAT, "oryx train resume %s: metadata \"%s\" = \"%.60s\" is not a valid value", path,
+                key, v);
+}
+
+static int64_t get_i64(ox_ctx *ctx, const ox_st_meta *m, const char *path, const char *key)
+{
+    const char *v = need(ctx, m, path, key);
+    if (!v)
+        return 0;
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (end == v || *end)
+        bad(ctx, path, key, v);
+    return (int64_t)x;
+}
+
+static uint64_t get_u64(ox_ctx *ctx, const ox_st_meta *m, const char *path, const char *key)
+{
+    const char *v = need(ctx, m, path, key);
+    if (!v)
+        return 0;
+    char *end;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (end == v || *end || v[0] == '-')
+        bad(ctx, path, key, v);
+    return (uint64_t)x;
+}
+
+static double get_f64(ox_ctx *ctx, const ox_st_meta *m, const char *path, const char *key)
+{
+    const char *v = need(ctx, m, path, key);
+    if (!v)
+        return 0;
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end)
+        bad(ctx, path, key, v);
+    return x;
+}
+
+/* A comma list of at most cap numbers (integers when out_i is given, else doubles); returns the count. */
+static int get_list(ox_ctx *ctx, const ox_st_meta *m, const char *path, const char *key, int cap, double *out_d,
+                    int64_t *out_i)
+{
+    const char *v = need(ctx, m, path, key), *p = v;
+    int n = 0;
+    if (!v || !*v)
+        return 0;
+    for (;;) {
+        char *end;
+        if (n == cap) {
+            bad(ctx, path, key, v);
+            return 0;
+        }
+        if (out_i)
+            out_i[n] = (int64_t)strtoll(p, &end, 10);
+        else
+            out_d[n] = strtod(p, &end);
+        if (end == p || (*end && *end != ',')) {
+            bad(ctx, path, key, v);
+            return 0;
+        }
+        n++;
+        if (!*end)
+            return n;
+        p = end + 1;
+    }
+}
+
+static void parse_config(ox_ctx *ctx, const ox_st_meta *m, const char *path, ox_oryx_train_config *c)
+{
+    memset(c, 0, sizeof *c);
+    const char *fmt = need(ctx, m, path, "format");
+    if (fmt && strcmp(fmt, "oryx-train-state-1") != 0)
+        bad(ctx, path, "format", fmt);
+    c->batch = get_i64(ctx, m, path, "batch");
+    c->seq_len = get_i64(ctx, m, path, "seq_len");
+    c->accum = get_i64(ctx, m, path, "accum");
+    c->lr_max = get_f64(ctx, m, path, "lr_max");
+    c->lr_min = get_f64(ctx, m, path, "lr_min");
+    c->warmup = get_i64(ctx, m, path, "warmup");
+    c->total_steps = get_i64(ctx, m, path, "total_steps");
+    c->clip = get_f64(ctx, m, path, "clip");
+    c->adamw.b1 = (float)get_f64(ctx, m, path, "adamw.b1");
+    c->adamw.b2 = (float)get_f64(ctx, m, path, "adamw.b2");
+    c->adamw.eps = (float)get_f64(ctx, m, path, "adamw.eps");
+    c->adamw.wd = (float)get_f64(ctx, m, path, "adamw.wd");
+    c->seed = get_u64(ctx, m, path, "seed");
+    c->map.kind = (ox_oryx_map_kind)get_i64(ctx, m, path, "map.kind");
+    c->map.chunk = get_i64(ctx, m, path, "map.chunk");
+    c->map.fraction = get_f64(ctx, m, path, "map.fraction");
+    c->map.seed = get_u64(ctx, m, path, "map.seed");
+    c->map.n_ratios = get_list(ctx, m, path, "map.ratios", OX_ORYX_MAX_RATIOS, c->map.ratios, NULL);
+    c->map.n_positions = get_list(ctx, m, path, "map.positions", OX_ORYX_MAX_POSITIONS, NULL, c->map.positions);
+}
+
+ox_status ox_oryx_train_resume(ox_ctx *ctx, const char *prefix, ox_oryx_model *model, const ox_oryx_data *data,
+                               ox_oryx_trainer *tr)
+{
+    if (!model || !tr || !data || !data->bytes)
+        return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx train resume: model, data and tr must not be NULL");
+    memset(tr, 0, sizeof *tr);
+    memset(model, 0, sizeof *model);
+    if (ctx->status)
+        return ctx->status;
+    char mpath[PATH_LEN], spath[PATH_LEN];
+    if (make_paths(ctx, "oryx train resume", prefix, mpath, spath))
+        return ctx->status;
+    int64_t mstep = -1, seq = -1;
+    if (ox_oryx_load(ctx, mpath, model, &mstep, &seq))
+        return ctx->status;
+    /* Moments are read into a provisional optimizer (the hyper-parameters are in the same file), then moved
+     * into the trainer's. */
+    ox_optim_adamw *tmp = ox_optim_adamw_new(ctx, &model->params, ox_optim_adamw_defaults());
+    ox_st_meta *meta = NULL;
+    int n = 0;
+    ox_st_entry *e = tmp ? moment_entries(ctx, tmp, &n) : NULL;
+    if (e)
+        ox_safetensors_read_strict(ctx, spath, e, n, &meta);
+    ox_free(e);
+    ox_oryx_train_config c;
+    int64_t step = 0, t = 0;
+    uint64_t rseed = 0, rcount = 0;
+    if (!ctx->status) {
+        parse_config(ctx, meta, spath, &c);
+        step = get_i64(ctx, meta, spath, "step");
+        t = get_i64(ctx, meta, spath, "adamw.t");
+        rseed = get_u64(ctx, meta, spath, "rng.seed");
+        rcount = get_u64(ctx, meta, spath, "rng.counter");
+        int64_t nb = get_i64(ctx, meta, spath, "data.n_bytes");
+        uint64_t h = get_u64(ctx, meta, spath, "data.hash");
+        if (!ctx->status && step != mstep)
+            ox_ctx_fail(ctx, OX_ERR_STATE, "oryx train resume %s: the model file is at step %lld but the state file "
+                        "%s is at step %lld: they were not saved together", mpath, (long long)mstep, spath,
+                        (long long)step);
+        if (!ctx->status && (nb != data->n || h != data->hash))
+            ox_ctx_fail(ctx, OX_ERR_STATE, "oryx train resume %s: the checkpoint was trained on a corpus of %lld bytes "
+                        "(hash %016" PRIx64 "), the data given has %lld bytes (hash %016" PRIx64 ")", spath,
+                        (long long)nb, h, (long long)data->n, data->hash);
+        if (!ctx->status && seq != c.seq_len)
+            ox_ctx_fail(ctx, OX_ERR_STATE, "oryx train resume: train_seq_len %lld in %s but seq_len %lld in %s",
+                        (long long)seq, mpath, (long long)c.seq_len, spath);
+    }
+    if (!ctx->status && ox_oryx_trainer_init(ctx, tr, model, data, &c) == OX_OK) {
+        ox_optim_state s = tr->opt->m;
+        tr->opt->m = tmp->m;
+        tmp->m = s;
+        s = tr->opt->v;
+        tr->opt->v = tmp->v;
+        tmp->v = s;
+        ox_optim_adamw_set_step(ctx, tr->opt, t);
+        tr->step = step;
+        tr->rng.seed = rseed;
+        tr->rng.counter = rcount;
+    }
+    ox_optim_adamw_free(tmp);
+    ox_st_meta_free(meta);
+    if (ctx->status) {
+        ox_status s = ctx->status;
+        ox_oryx_trainer_free(tr);
+        ox_oryx_model_free(model);
+        return s;
+    }
+    return OX_OK;
+}
