@@ -38,12 +38,15 @@ int cli_bad_option(const char *cmd, int c, char **argv);
  * empty file, prints one line (CLI_ERR_INPUT) and returns CLI_ERR_INPUT. */
 int cli_read_file(const char *cmd, const char *what, const char *path, uint8_t **data, int64_t *len);
 
-/* The files of a checkpoint named `ckpt` ("runs/oryx" or "runs/oryx.safetensors"):
+/* The files of a checkpoint named `ckpt` ("runs/oryx" or "runs/oryx.safetensors"), as ox_oryx_train_save
+ * (models/oryx/train.h) writes them:
+ *   prefix <stem>                    (what ox_oryx_train_save / ox_oryx_train_resume take)
  *   model  <stem>.safetensors        (the model: MODELS 12.2 names and 12.3 metadata)
- *   state  <stem>.train.safetensors  (training state: AdamW moments, step, hyper-parameters)
+ *   state  <stem>.state.safetensors  (training state: AdamW moments, step, RNG, hyper-parameters)
  *   csv    <stem>.loss.csv           (the loss history)
- * Each buffer has room for n bytes; returns -1 if a name does not fit. */
-int cli_ckpt_paths(const char *ckpt, char *model, char *state, char *csv, size_t n);
+ * Each buffer has room for n bytes; model, state and csv may be NULL. Returns -1 if the name is empty or
+ * does not fit. */
+int cli_ckpt_paths(const char *ckpt, char *prefix, char *model, char *state, char *csv, size_t n);
 
 /* Loads a checkpoint's model (strict) with a one-line error (CLI_ERR_INPUT) naming the file on failure.
  * Returns 0 or CLI_ERR_INPUT. */

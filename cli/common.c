@@ -97,23 +97,29 @@ int cli_read_file(const char *cmd, const char *what, const char *path, uint8_t *
     return 0;
 }
 
-int cli_ckpt_paths(const char *ckpt, char *model, char *state, char *csv, size_t n)
+int cli_ckpt_paths(const char *ckpt, char *prefix, char *model, char *state, char *csv, size_t n)
 {
     static const char ext[] = ".safetensors";
     size_t len = strlen(ckpt), el = sizeof ext - 1;
     size_t stem = len >= el && strcmp(ckpt + len - el, ext) == 0 ? len - el : len;
-    int a = snprintf(model, n, "%.*s%s", (int)stem, ckpt, ext);
-    int b = snprintf(state, n, "%.*s.train%s", (int)stem, ckpt, ext);
-    int c = snprintf(csv, n, "%.*s.loss.csv", (int)stem, ckpt);
-    return stem == 0 || a < 0 || b < 0 || c < 0 || (size_t)a >= n || (size_t)b >= n || (size_t)c >= n ? -1 : 0;
+    if (stem == 0 || stem + 24 >= n)
+        return -1;
+    snprintf(prefix, n, "%.*s", (int)stem, ckpt);
+    if (model)
+        snprintf(model, n, "%s%s", prefix, ext);
+    if (state)
+        snprintf(state, n, "%s.state%s", prefix, ext);
+    if (csv)
+        snprintf(csv, n, "%s.loss.csv", prefix);
+    return 0;
 }
 
 int cli_load_model(ox_ctx *ctx, const char *cmd, const char *ckpt, ox_oryx_model *m, int64_t *step,
                    int64_t *train_seq_len)
 {
-    char model[4096], state[4096], csv[4096];
+    char prefix[4096], model[4096];
     memset(m, 0, sizeof *m);
-    if (cli_ckpt_paths(ckpt, model, state, csv, sizeof model))
+    if (cli_ckpt_paths(ckpt, prefix, model, NULL, NULL, sizeof model))
         return cli_fail(CLI_ERR_INPUT, cmd, "checkpoint name '%s' is empty or too long", ckpt);
     if (ox_oryx_load(ctx, model, m, step, train_seq_len)) {
         int code = cli_fail(CLI_ERR_INPUT, cmd, "cannot load checkpoint '%s': %s", model, ox_ctx_message(ctx));

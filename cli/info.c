@@ -57,8 +57,8 @@ int cli_info(int argc, char **argv)
         return code;
     }
     const ox_oryx_config *cfg = &m.cfg;
-    char model[4096], state[4096], csv[4096];
-    cli_ckpt_paths(ckpt, model, state, csv, sizeof model);
+    char prefix[4096], model[4096], state[4096], csv[4096];
+    cli_ckpt_paths(ckpt, prefix, model, state, csv, sizeof model);
     printf("checkpoint     %s\n", model);
     printf("arch           %s (linear mixer %s, conv act %s)\n", ox_oryx_config_arch(cfg),
            ox_oryx_linear_name(cfg->linear), cfg->conv_act == OX_NN_ACT_SILU ? "silu" : "none");

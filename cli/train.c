@@ -1,18 +1,14 @@
-/* train.c - `oryx train`: a byte-level Oryx-family language model on a text file.
+/* train.c - `oryx train`: a byte-level Oryx-family language model on a text file, driven by the trainer of
+ * models/oryx/train.h (AdamW, cosine schedule with warmup, clipping, accumulation, per-micro-batch mode maps,
+ * resumable checkpoints) on the corpus of models/oryx/data.h (last 10% = validation split).
  *
- * Data: the last 10% of the file is the validation split; each training window (T + 1 bytes) starts at a
- * position drawn from the stream of (seed, micro-batch index, row), so the batches of step s do not depend
- * on how the run got there (a resumed run sees the same data as an uninterrupted one).
- * Step: for each of --accum micro-batches, loss = ox_oryx_loss on [B, T+1] rows with a mode map (default:
- * the mixed-mode sampler of MODELS 8; or any SPEC), backward; then grad *= 1/accum, clip to --clip, AdamW
- * with the cosine schedule (linear warmup, half-cosine from --lr to --lr-min at --steps). A step whose
- * gradients are not finite is skipped (logged).
- * Files (cli.h cli_ckpt_paths): the model <out>.safetensors, the training state <out>.train.safetensors
- * (AdamW moments optim.m.* / optim.v.*, step and hyper-parameters as metadata; MODELS 12.3), the loss
- * history <out>.loss.csv (step,loss,val_loss,lr,tokens_per_s). Checkpoints are written atomically (state
- * first, then the model), every --save-every steps, at the end, and when SIGINT arrives (the handler sets a
- * flag; the loop saves and exits with 130).
- * Output: a progress bar on a terminal, plain log lines otherwise. */
+ * This file adds what a person at a terminal needs: flags with defaults, checks that turn bad input into one
+ * line and an exit code before any file is written, a progress bar on a terminal (plain log lines
+ * otherwise), the validation loss every --eval-every steps (ox_oryx_evaluate_bytes on the first
+ * --eval-windows windows of the validation part, all ATTN), the loss history <out>.loss.csv
+ * (step,loss,val_loss,lr,tokens_per_s), checkpoints (ox_oryx_train_save: <out>.safetensors +
+ * <out>.state.safetensors) every --save-every steps and at the end, and Ctrl-C: the SIGINT handler only
+ * sets a flag; the loop sees it after the current step, saves a checkpoint and exits with 130. */
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -24,12 +20,7 @@
 #include "autograd/tape.h"
 #include "cli/cli.h"
 #include "models/oryx/checkpoint.h"
-#include "models/oryx/modes.h"
-#include "optim/adamw.h"
-#include "optim/clip.h"
-#include "optim/schedule.h"
-
-#define DATA_SALT 0x64617461ULL   /* separates the data stream from the mode-map streams of the same seed */
+#include "models/oryx/train.h"
 
 static volatile sig_atomic_t g_interrupted = 0;
 
@@ -47,9 +38,10 @@ static const char train_help[] =
     "  --preset NAME      transformer, gdn, mamba2, hybrid-gdn, hybrid-mamba2, oryx-gdn, oryx-mamba2\n"
     "                     (default oryx-gdn)\n"
     "  --steps N          optimizer steps, >= 1 (default 600)\n"
-    "  --out CKPT         checkpoint name: writes CKPT.safetensors, CKPT.train.safetensors, CKPT.loss.csv\n"
+    "  --out CKPT         checkpoint name: writes CKPT.safetensors, CKPT.state.safetensors, CKPT.loss.csv\n"
     "                     (default runs/oryx)\n"
-    "  --resume CKPT      continue from a checkpoint (model, optimizer state and step; sizes come from it)\n"
+    "  --resume CKPT      continue from a checkpoint: model, optimizer and sampler state, step and every\n"
+    "                     hyper-parameter come from it (only --steps, --threads and --out apply)\n"
     "  --seed S           seed of initialisation, data windows and mode maps (default 1234)\n"
     "  --threads N        threads, 0 = all cores (default 0)\n"
     "  --d-model D        model width (default 128)\n"
@@ -192,97 +184,45 @@ static int make_parent_dirs(const char *path)
     return 0;
 }
 
-/* Writes the training state, then the model (each atomically). */
-static ox_status save_checkpoint(ox_ctx *ctx, const ox_oryx_model *m, const ox_optim_adamw *opt, const char *model,
-                                 const char *state, int64_t step, int64_t T, const train_opts *o)
+/* The trainer's map spec for a training SPEC ("mixed" = MODELS 8 with the default ratio set; mixed:<f> = one
+ * ratio f; every:<N> and map files become ATTN position lists, at most OX_ORYX_MAX_POSITIONS per window). */
+static int train_map_spec(const char *modes, const cli_spec *spec, int64_t T, uint64_t seed, ox_oryx_map_spec *ms)
 {
-    int n = m->params.n;
-    ox_st_entry *e = malloc(sizeof *e * (size_t)(2 * n));
-    if (!e)
-        return ox_ctx_fail(ctx, OX_ERR_NOMEM, "train: out of memory saving the training state");
-    for (int i = 0; i < n; i++) {
-        ox_tensor *mt = ox_optim_adamw_m(opt, i), *vt = ox_optim_adamw_v(opt, i);
-        e[2 * i] = (ox_st_entry){ mt->name, mt };
-        e[2 * i + 1] = (ox_st_entry){ vt->name, vt };
+    memset(ms, 0, sizeof *ms);
+    ms->chunk = CLI_SPEC_CHUNK;
+    ms->seed = seed;
+    if (strcmp(modes, "mixed") == 0) {
+        ms->kind = OX_ORYX_MAP_MIXED;
+        return 0;
     }
-    char s_step[32], s_t[32], s_seed[32], s_lr[32], s_lrmin[32], s_wd[32], s_clip[32], s_seq[32];
-    snprintf(s_step, sizeof s_step, "%lld", (long long)step);
-    snprintf(s_t, sizeof s_t, "%lld", (long long)ox_optim_adamw_get_step(opt));
-    snprintf(s_seed, sizeof s_seed, "%lld", (long long)o->seed);
-    snprintf(s_lr, sizeof s_lr, "%.9g", o->lr);
-    snprintf(s_lrmin, sizeof s_lrmin, "%.9g", o->lr_min);
-    snprintf(s_wd, sizeof s_wd, "%.9g", o->wd);
-    snprintf(s_clip, sizeof s_clip, "%.9g", o->clip);
-    snprintf(s_seq, sizeof s_seq, "%lld", (long long)T);
-    const ox_st_kv kv[] = { { "step", s_step },  { "adamw_t", s_t },    { "seed", s_seed },
-                            { "lr", s_lr },      { "lr_min", s_lrmin }, { "wd", s_wd },
-                            { "clip", s_clip },  { "train_seq_len", s_seq } };
-    ox_status st = ox_safetensors_write(ctx, state, e, 2 * n, kv, (int64_t)(sizeof kv / sizeof kv[0]));
-    free(e);
-    if (st == OX_OK)
-        st = ox_oryx_save(ctx, m, model, step, T);
-    return st;
-}
-
-/* Restores the AdamW moments and step count from the state file; its step must match the model's. */
-static int load_state(ox_ctx *ctx, ox_optim_adamw *opt, const ox_oryx_model *m, const char *state, int64_t step)
-{
-    int n = m->params.n;
-    ox_st_entry *e = malloc(sizeof *e * (size_t)(2 * n));
-    if (!e)
-        return cli_fail(CLI_ERR_RUN, "train", "out of memory loading '%s'", state);
-    for (int i = 0; i < n; i++) {
-        ox_tensor *mt = ox_optim_adamw_m(opt, i), *vt = ox_optim_adamw_v(opt, i);
-        e[2 * i] = (ox_st_entry){ mt->name, mt };
-        e[2 * i + 1] = (ox_st_entry){ vt->name, vt };
+    switch (spec->kind) {
+    case CLI_SPEC_ATTN: ms->kind = OX_ORYX_MAP_ATTN; return 0;
+    case CLI_SPEC_LIN: ms->kind = OX_ORYX_MAP_LIN; return 0;
+    case CLI_SPEC_MIXED:
+        ms->kind = OX_ORYX_MAP_MIXED;
+        ms->n_ratios = 1;
+        ms->ratios[0] = spec->fraction;
+        return 0;
+    default: break;
     }
-    ox_st_meta *meta = NULL;
-    ox_status st = ox_safetensors_read_strict(ctx, state, e, 2 * n, &meta);
-    free(e);
-    if (st)
-        return cli_fail(CLI_ERR_INPUT, "train", "cannot resume from training state '%s': %s", state,
-                        ox_ctx_message(ctx));
-    const char *s_step = ox_st_meta_get(meta, "step"), *s_t = ox_st_meta_get(meta, "adamw_t");
-    char *end1 = NULL, *end2 = NULL;
-    long long fs = s_step ? strtoll(s_step, &end1, 10) : -1, ft = s_t ? strtoll(s_t, &end2, 10) : -1;
+    int32_t *map = malloc(sizeof *map * (size_t)T);
+    if (!map)
+        return cli_fail(CLI_ERR_RUN, "train", "out of memory");
+    cli_spec_fill(spec, seed, 0, 0, T, 0, map);
+    ms->kind = OX_ORYX_MAP_POSITIONS;
     int code = 0;
-    if (!s_step || !s_t || *end1 || *end2 || fs != step || ft < 0)
-        code = cli_fail(CLI_ERR_INPUT, "train", "training state '%s' (step %s) does not match the model (step %lld)",
-                        state, s_step ? s_step : "missing", (long long)step);
-    else if (ox_optim_adamw_set_step(ctx, opt, ft))
-        code = cli_fail(CLI_ERR_INPUT, "train", "%s", ox_ctx_message(ctx));
-    ox_st_meta_free(meta);
+    for (int64_t t = 0; t < T && !code; t++) {
+        if (!map[t])
+            continue;
+        if (ms->n_positions == OX_ORYX_MAX_POSITIONS)
+            code = cli_fail(CLI_ERR_USAGE, "train", "--modes %s puts more than %d ATTN positions in a window of %lld "
+                            "(the trainer's limit): use attn, lin, mixed or mixed:<f>",
+                            spec->text, OX_ORYX_MAX_POSITIONS, (long long)T);
+        else
+            ms->positions[ms->n_positions++] = t;
+    }
+    free(map);
     return code;
-}
-
-/* One micro-batch: rows [B, T+1] from the training split and a mode map [B, T]; returns the loss tensor. */
-static ox_tensor *micro_step(ox_ctx *ctx, const ox_oryx_model *m, const uint8_t *data, int64_t n_train,
-                             const train_opts *o, const cli_spec *spec, int default_mixed, int64_t T, uint64_t micro)
-{
-    int64_t B = o->batch;
-    ox_tensor *rows = ox_tensor_empty(ctx, OX_I32, OX_DIMS(B, T + 1));
-    if (!rows)
-        return NULL;
-    for (int64_t b = 0; b < B; b++) {
-        ox_rng r = ox_oryx_modes_stream((uint64_t)o->seed ^ DATA_SALT, micro, b);
-        int64_t start = (int64_t)ox_rng_below(&r, (uint64_t)(n_train - T));
-        int32_t *row = ox_tensor_i32(rows) + b * (T + 1);
-        for (int64_t t = 0; t <= T; t++)
-            row[t] = data[start + t];
-    }
-    ox_tensor *mode;
-    if (default_mixed)
-        mode = ox_oryx_modes_mixed(ctx, (uint64_t)o->seed, micro, B, T, CLI_SPEC_CHUNK, NULL, 0);
-    else {
-        mode = ox_tensor_empty(ctx, OX_I32, OX_DIMS(B, T));
-        if (mode)
-            for (int64_t b = 0; b < B; b++)
-                cli_spec_fill(spec, (uint64_t)o->seed, (int64_t)micro * B + b, 0, T, 0, ox_tensor_i32(mode) + b * T);
-    }
-    ox_tensor *loss = ox_oryx_loss(ctx, m, rows, mode, NULL);
-    if (loss && ox_ag_backward(ctx, loss))
-        return NULL;
-    return loss;
 }
 
 static void progress(int tty, int64_t step, int64_t steps, double loss, double val, double lr, double tok_s,
@@ -312,25 +252,28 @@ int cli_train(int argc, char **argv)
     int code = parse_opts(argc, argv, &o);
     if (code)
         return code < 0 ? CLI_OK : code;
-    int default_mixed = strcmp(o.modes, "mixed") == 0;
     cli_spec spec;
     memset(&spec, 0, sizeof spec);
-    if (!default_mixed && cli_spec_parse("train", o.modes, 0, &spec))
+    if (strcmp(o.modes, "mixed") && cli_spec_parse("train", o.modes, 0, &spec))
         return CLI_ERR_USAGE;
 
-    char model_path[4096], state_path[4096], csv_path[4096];
-    if (cli_ckpt_paths(o.out, model_path, state_path, csv_path, sizeof model_path)) {
+    char model_path[4096], state_path[4096], csv_path[4096], prefix[4096], resume_prefix[4096];
+    if (cli_ckpt_paths(o.out, prefix, model_path, state_path, csv_path, sizeof model_path) ||
+        (o.resume && cli_ckpt_paths(o.resume, resume_prefix, NULL, NULL, NULL, sizeof resume_prefix))) {
         cli_spec_free(&spec);
-        return cli_fail(CLI_ERR_USAGE, "train", "--out '%s' is empty or too long", o.out);
+        return cli_fail(CLI_ERR_USAGE, "train", "--out or --resume name is empty or too long");
     }
     ox_ctx *ctx = ox_ctx_new();
-    uint8_t *data = NULL;
+    uint8_t *bytes = NULL;
     int64_t len = 0;
+    ox_oryx_data data;
     ox_oryx_model m;
+    ox_oryx_trainer tr;
+    memset(&data, 0, sizeof data);
     memset(&m, 0, sizeof m);
-    ox_optim_adamw *opt = NULL;
+    memset(&tr, 0, sizeof tr);
     FILE *csv = NULL;
-    int64_t start_step = 0, T = o.seq ? o.seq : 128;
+    int64_t T = o.seq ? o.seq : 128;
     if (!ctx)
         code = cli_fail(CLI_ERR_RUN, "train", "out of memory");
 
@@ -339,39 +282,47 @@ int cli_train(int argc, char **argv)
     if (!code && !o.resume)
         code = build_config(ctx, &o, &cfg);
     if (!code)
-        code = cli_read_file("train", "data file", o.data, &data, &len);
-    if (!code && o.resume) {
-        int64_t ck_seq = -1;
-        code = cli_load_model(ctx, "train", o.resume, &m, &start_step, &ck_seq);
-        if (!code && !o.seq && ck_seq >= 2)
+        code = cli_read_file("train", "data file", o.data, &bytes, &len);
+    if (!code && o.resume) {    /* the training length is the checkpoint's */
+        int64_t ck_seq = -1, ck_step = -1;
+        code = cli_load_model(ctx, "train", o.resume, &m, &ck_step, &ck_seq);
+        ox_oryx_model_free(&m);
+        if (!code && ck_seq >= 1)
             T = ck_seq;
-        if (!code && start_step < 0)
-            code = cli_fail(CLI_ERR_INPUT, "train", "checkpoint '%s' records no step: cannot resume", o.resume);
     }
-    int64_t n_val = len / 10, n_train = len - n_val;
-    if (!code && (n_train < T + 2 || n_val < 2))
-        code = cli_fail(CLI_ERR_INPUT, "train",
-                        "data file '%s' has %lld bytes: too small for --seq %lld (needs %lld for training + 10%% "
-                        "validation)",
-                        o.data, (long long)len, (long long)T, (long long)((T + 2) * 10 / 9 + 2));
+    if (!code && ox_oryx_data_from_bytes(ctx, bytes, len, T, &data))
+        code = cli_fail(CLI_ERR_INPUT, "train", "data file '%s' (%lld bytes) with --seq %lld: %s", o.data,
+                        (long long)len, (long long)T, ox_ctx_message(ctx));
+    ox_oryx_train_config tc = ox_oryx_train_defaults();
+    if (!code && !o.resume) {
+        tc.batch = o.batch;
+        tc.seq_len = T;
+        tc.accum = o.accum;
+        tc.lr_max = o.lr;
+        tc.lr_min = o.lr_min;
+        tc.warmup = o.warmup;
+        tc.total_steps = o.steps;
+        tc.clip = o.clip;
+        tc.adamw.wd = (float)o.wd;
+        tc.seed = (uint64_t)o.seed;
+        code = train_map_spec(o.modes, &spec, T, (uint64_t)o.seed + 1, &tc.map);
+    }
     if (!code) {
         ox_ctx_set_threads(ctx, (int)o.threads);
-        if (!o.resume) {
+        if (o.resume) {
+            if (ox_oryx_train_resume(ctx, resume_prefix, &m, &data, &tr))
+                code = cli_fail(CLI_ERR_INPUT, "train", "cannot resume from '%s': %s", o.resume, ox_ctx_message(ctx));
+            else
+                tr.cfg.total_steps = o.steps;   /* --steps extends (or ends) the run; the rest is the checkpoint's */
+        } else {
             ox_rng rng = ox_rng_seed((uint64_t)o.seed);
             if (ox_oryx_model_init(ctx, &m, &cfg, &rng))
                 code = cli_fail(CLI_ERR_USAGE, "train", "%s", ox_ctx_message(ctx));
+            else if (ox_oryx_trainer_init(ctx, &tr, &m, &data, &tc))
+                code = cli_fail(CLI_ERR_USAGE, "train", "%s", ox_ctx_message(ctx));
         }
     }
-    ox_optim_adamw_config ac = ox_optim_adamw_defaults();
-    ac.wd = (float)o.wd;
-    if (!code && !(opt = ox_optim_adamw_new(ctx, &m.params, ac)))
-        code = cli_fail(CLI_ERR_RUN, "train", "%s", ox_ctx_message(ctx));
-    if (!code && o.resume) {
-        char rm[4096], rs[4096], rc[4096];
-        cli_ckpt_paths(o.resume, rm, rs, rc, sizeof rm);
-        code = load_state(ctx, opt, &m, rs, start_step);
-    }
-    if (!code && make_parent_dirs(model_path))
+    if (!code && make_parent_dirs(prefix))
         code = cli_fail(CLI_ERR_RUN, "train", "cannot create the folder of '%s'", model_path);
     if (!code) {
         /* A resumed run appends to an existing history at the same name; otherwise it starts one. */
@@ -386,14 +337,15 @@ int cli_train(int argc, char **argv)
         goto done;
 
     const ox_oryx_config *c = &m.cfg;
+    const ox_oryx_train_config *k = &tr.cfg;
     int tty = isatty(STDOUT_FILENO);
     printf("train %s (%s, D %lld, L %lld, H %lld, %lld parameters) on %s: %lld train / %lld val bytes\n",
            o.resume ? o.resume : o.preset, ox_oryx_config_arch(c), (long long)c->d_model, (long long)c->n_layers,
-           (long long)c->n_heads, (long long)ox_nn_params_numel(&m.params), o.data, (long long)n_train,
-           (long long)n_val);
+           (long long)c->n_heads, (long long)ox_nn_params_numel(&m.params), o.data, (long long)data.n_train,
+           (long long)data.n_val);
     printf("steps %lld..%lld, batch %lld x %lld x accum %lld, lr %.2e -> %.2e, modes %s, threads %d\n",
-           (long long)start_step, (long long)o.steps, (long long)o.batch, (long long)T, (long long)o.accum, o.lr,
-           o.lr_min, o.modes, ox_ctx_threads(ctx));
+           (long long)tr.step, (long long)k->total_steps, (long long)k->batch, (long long)k->seq_len,
+           (long long)k->accum, k->lr_max, k->lr_min, o.resume ? "(checkpoint's)" : o.modes, ox_ctx_threads(ctx));
     fflush(stdout);
 
     struct sigaction sa;
@@ -403,87 +355,78 @@ int cli_train(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
 
-    cli_spec attn_spec = { .kind = CLI_SPEC_ATTN };
+    ox_oryx_map_spec attn = { .kind = OX_ORYX_MAP_ATTN };
+    int64_t start_step = tr.step, n_eval = o.eval_windows * (k->seq_len + 1);
+    if (n_eval > data.n_val)
+        n_eval = data.n_val;
     double t0 = cli_now(), val = -1, loss_avg = 0;
-    int64_t step = start_step, tokens = 0;
-    ox_nn_params_zero_grad(&m.params);
-    while (step < o.steps && !g_interrupted) {
-        double loss_sum = 0;
-        for (int64_t a = 0; a < o.accum && !code; a++) {
-            ox_tensor *loss = micro_step(ctx, &m, data, n_train, &o, &spec, default_mixed, T,
-                                         (uint64_t)(step * o.accum + a));
-            if (!loss)
-                code = cli_fail(CLI_ERR_RUN, "train", "step %lld: %s", (long long)step + 1, ox_ctx_message(ctx));
-            else
-                loss_sum += ox_tensor_f32(loss)[0];
-            ox_ctx_reset(ctx);
-        }
-        if (code)
-            break;
-        double lr = ox_optim_lr_cosine(step, o.warmup, o.steps, o.lr, o.lr_min), norm = 0;
-        if (o.accum > 1)
-            ox_optim_grad_scale(ctx, &m.params, 1.0f / (float)o.accum);
-        if (ox_optim_clip_grad_norm(ctx, &m.params, o.clip, &norm) == OX_ERR_NUMERIC) {
-            fprintf(stderr, "oryx train: step %lld skipped: %s\n", (long long)step + 1, ox_ctx_message(ctx));
+    int bad_steps = 0;
+    while (tr.step < k->total_steps && !g_interrupted) {
+        ox_oryx_train_stats st;
+        ox_status s = ox_oryx_train_step(ctx, &tr, &st);
+        if (s == OX_ERR_NUMERIC && ++bad_steps < 10) {
+            /* weights and moments untouched; the sampler has moved on, so the retry sees other batches */
+            fprintf(stderr, "oryx train: step %lld retried: %s\n", (long long)tr.step + 1, ox_ctx_message(ctx));
             ox_ctx_clear_error(ctx);
-        } else if (ox_optim_adamw_step(ctx, opt, (float)lr)) {
-            code = cli_fail(CLI_ERR_RUN, "train", "step %lld: %s", (long long)step + 1, ox_ctx_message(ctx));
+            continue;
+        }
+        bad_steps = 0;
+        if (s) {
+            code = cli_fail(CLI_ERR_RUN, "train", "step %lld: %s", (long long)tr.step + 1, ox_ctx_message(ctx));
             break;
         }
-        ox_nn_params_zero_grad(&m.params);
-        step++;
-        tokens += o.batch * o.accum * T;
-        double loss = loss_sum / (double)o.accum;
-        loss_avg = step == start_step + 1 ? loss : 0.9 * loss_avg + 0.1 * loss;
-        int eval_now = step == o.steps || (o.eval_every && step % o.eval_every == 0);
+        int64_t step = tr.step;
+        loss_avg = step == start_step + 1 ? st.loss : 0.9 * loss_avg + 0.1 * st.loss;
+        int eval_now = step == k->total_steps || (o.eval_every && step % o.eval_every == 0);
         double this_val = -1;
         if (eval_now) {
-            double nats = 0;
-            int64_t count = 0;
-            if (cli_score(ctx, &m, data + n_train, n_val, T + 1, &attn_spec, (uint64_t)o.seed, o.batch,
-                          o.eval_windows, &nats, &count)) {
+            ox_oryx_eval ev;
+            if (ox_oryx_evaluate_bytes(ctx, &m, data.bytes + data.n_train, n_eval, k->seq_len, &attn, &ev)) {
                 code = cli_fail(CLI_ERR_RUN, "train", "validation at step %lld: %s", (long long)step,
                                 ox_ctx_message(ctx));
                 break;
             }
-            val = this_val = nats / (double)count;
+            val = this_val = ev.nats;
         }
-        double el = cli_now() - t0, tok_s = (double)tokens / (el > 1e-9 ? el : 1e-9);
-        double eta = el / (double)(step - start_step) * (double)(o.steps - step);
-        fprintf(csv, "%lld,%.6f,", (long long)step, loss);
+        double el = cli_now() - t0;
+        double tok_s = (double)((step - start_step) * k->batch * k->seq_len * k->accum) / (el > 1e-9 ? el : 1e-9);
+        double eta = el / (double)(step - start_step) * (double)(k->total_steps - step);
+        fprintf(csv, "%lld,%.6f,", (long long)step, st.loss);
         if (this_val >= 0)
             fprintf(csv, "%.6f", this_val);
-        fprintf(csv, ",%.6g,%.1f\n", lr, tok_s);
+        fprintf(csv, ",%.6g,%.1f\n", st.lr, tok_s);
         fflush(csv);
-        if (tty || step % o.log_every == 0 || eval_now || step == o.steps)
-            progress(tty, step, o.steps, loss_avg, val, lr, tok_s, eta);
-        if (o.save_every && step % o.save_every == 0 && step < o.steps &&
-            save_checkpoint(ctx, &m, opt, model_path, state_path, step, T, &o)) {
-            code = cli_fail(CLI_ERR_RUN, "train", "%s", ox_ctx_message(ctx));
-            break;
+        if (tty || step % o.log_every == 0 || eval_now)
+            progress(tty, step, k->total_steps, loss_avg, val, st.lr, tok_s, eta);
+        if (o.save_every && step % o.save_every == 0 && step < k->total_steps) {
+            if (ox_oryx_train_save(ctx, &tr, prefix)) {
+                code = cli_fail(CLI_ERR_RUN, "train", "%s", ox_ctx_message(ctx));
+                break;
+            }
         }
     }
     if (tty)
         printf("\n");
     if (!code) {
-        if (save_checkpoint(ctx, &m, opt, model_path, state_path, step, T, &o))
+        if (ox_oryx_train_save(ctx, &tr, prefix))
             code = cli_fail(CLI_ERR_RUN, "train", "%s", ox_ctx_message(ctx));
         else if (g_interrupted) {
-            printf("interrupted at step %lld: checkpoint saved to %s (resume with --resume %s)\n", (long long)step,
+            printf("interrupted at step %lld: checkpoint saved to %s (resume with --resume %s)\n", (long long)tr.step,
                    model_path, o.out);
             code = CLI_ERR_INTERRUPTED;
         } else
-            printf("done: step %lld, loss %.4f, val_loss %.4f; checkpoint %s, history %s\n", (long long)step,
+            printf("done: step %lld, loss %.4f, val_loss %.4f; checkpoint %s, history %s\n", (long long)tr.step,
                    loss_avg, val, model_path, csv_path);
     }
 done:
     if (csv)
         fclose(csv);
-    ox_optim_adamw_free(opt);
+    ox_oryx_trainer_free(&tr);
     ox_oryx_model_free(&m);
+    ox_oryx_data_free(&data);
     if (ctx)
         ox_ctx_free(ctx);
-    free(data);
+    free(bytes);
     cli_spec_free(&spec);
     return code;
 }

@@ -270,6 +270,12 @@ Test(cli, train_resume_eval_info_generate)
     snprintf(want, sizeof want, "parameters: total %lld,", (long long)ox_nn_params_numel(&mc.params));
     cr_assert(strstr(out, want), "want '%s' in\n%s", want, out);
     cr_assert(strstr(out, "shared"), "%s", out);
+    cr_assert(strstr(out, ".state.safetensors ("), "the training state file is reported:\n%s", out);
+    free(out);
+    const char *gattn[] = { "generate", "--ckpt", c, "--tokens", "4", "--modes", "every:2", "--threads", "1", NULL };
+    cr_assert_eq(run_oryx(dir, gattn), 0);
+    out = out_of(dir, "out");
+    cr_assert(strstr(out, "KV cache kept: yes"), "%s", out);
     free(out);
 
     /* generate, greedy: the bytes must be the argmax continuation computed here under prompt-attn. */
@@ -295,7 +301,8 @@ Test(cli, train_resume_eval_info_generate)
         ox_ctx_reset(ctx);
     }
     cr_assert(memcmp(out, seq, 18) == 0, "generated text differs from the greedy reference");
-    cr_assert(strstr(out + 18, "tokens/s") && strstr(out + 18, "KV cache kept:"), "%s", out + 18);
+    /* prompt-attn (the default): no generated token uses attention, so the cache is dropped after the prompt */
+    cr_assert(strstr(out + 18, "tokens/s") && strstr(out + 18, "KV cache kept: no"), "%s", out + 18);
     free(out);
 
     /* sampling is reproducible for a seed */
