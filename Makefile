@@ -1,6 +1,7 @@
 # Makefile - builds liboryx (static + shared), the tests, the benchmarks, the examples and bin/oryx.
 #
 #   make            library, examples, programs            make test       the Criterion test suite
+#   make run        train the default Oryx on the bundled text, print a sample
 #   make test-asan  the same tests under ASan + UBSan      make bench      benchmarks (medians, ratios)
 #   make deps       install missing Debian packages        make install    PREFIX=/usr/local (default)
 #   make clean

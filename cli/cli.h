@@ -92,7 +92,10 @@ void cli_spec_fill(const cli_spec *spec, uint64_t seed, int64_t seq, int64_t pos
  * may be shorter), each predicting its bytes 2..n from the previous ones under the modes of `spec` (window w
  * is sequence w of the spec), `batch` full windows per forward pass, at most max_windows windows (<= 0: all).
  * Adds the summed loss in nats to *nats and the number of predicted bytes to *count. Gradients are off
- * during the call. Returns OX_OK or the library's error (in ctx). */
+ * during the call and the context is reset (ox_ctx_reset) after every batch, so the caller must hold no
+ * arena tensors across it. Unlike ox_oryx_evaluate_bytes (train.h), whose maps come from an
+ * ox_oryx_map_spec (at most 64 listed positions), any SPEC works here, window by window. Returns OX_OK or
+ * the library's error (in ctx). */
 ox_status cli_score(ox_ctx *ctx, const ox_oryx_model *m, const uint8_t *data, int64_t len, int64_t T,
                     const cli_spec *spec, uint64_t seed, int64_t batch, int64_t max_windows, double *nats,
                     int64_t *count);
