@@ -6,7 +6,8 @@
  * and the memory each holds: the decode state (ox_oryx_decoder_bytes) and the context arena's capacity.
  * The context is synthetic: the KV caches are filled with random keys and values and the position set to the
  * context length (a step's cost depends only on that length, not on the values), so no O(T^2) prefill runs.
- * Reported: median over 5 rounds of the mean step time over 16 tokens, after 4 warm-up steps.
+ * Reported: median over 5 rounds of the mean step time over 16 tokens, after 4 warm-up steps; then the time to
+ * prefill a 1,024-token prompt by the parallel forward vs by stepping (all-LIN and all-ATTN maps).
  * Threads: all cores (the context default), or OX_BENCH_THREADS.
  * Run: make build/bench/bench_decode && ./build/bench/bench_decode */
 #include <stdio.h>
@@ -38,7 +39,8 @@ static int fake_context(ox_ctx *ctx, ox_oryx_decoder *d, int64_t n, ox_rng *rng)
     for (int64_t l = 0; l < d->model->cfg.n_layers; l++) {
         ox_oryx_decoder_layer *L = &d->layers[l];
         if (L->kv.k) {
-            if (ox_tensor_fill_normal(ctx, L->kv.k, rng, 0.0, 1.0) || ox_tensor_fill_normal(ctx, L->kv.v, rng, 0.0, 1.0))
+            if (ox_tensor_fill_normal(ctx, L->kv.k, rng, 0.0, 1.0) ||
+                ox_tensor_fill_normal(ctx, L->kv.v, rng, 0.0, 1.0))
                 return -1;
             L->kv.len = n;
         }
@@ -100,6 +102,43 @@ int main(void)
                    ox_arena_capacity(&ctx->arena));
             ox_oryx_decoder_free(&d);
         }
+    }
+    /* prefill of a 1k-token prompt: the parallel forward (from the empty state) vs stepping it token by token
+     * (a prefill that continues a sequence), for an all-LIN and an all-ATTN map */
+    const int64_t P = 1024;
+    ox_tensor *prompt = ox_tensor_empty(ctx, OX_I32, OX_DIMS(1, P));
+    for (int64_t i = 0; i < P && prompt; i++)
+        ox_tensor_i32(prompt)[i] = (int32_t)ox_rng_below(&rng, (uint64_t)c.vocab);
+    printf("\nprefill of %lld tokens (ms, median of 3)\n%-6s %12s %12s\n", (long long)P, "map", "parallel",
+           "stepped");
+    for (int mode = 0; mode < 2 && prompt; mode++) {
+        ox_tensor *map = ox_tensor_full(ctx, OX_I32, OX_DIMS(1, P), mode == 0 ? OX_ORYX_LIN : OX_ORYX_ATTN);
+        double tp[3], ts[3];
+        for (int r = 0; r < 3; r++) {
+            ox_oryx_decoder d;
+            if (ox_oryx_decoder_init(ctx, &d, &m, 1, P + 1, 0)) {
+                fprintf(stderr, "%s\n", ox_ctx_message(ctx));
+                return 1;
+            }
+            double t0 = now();
+            ox_oryx_decoder_prefill(ctx, &d, prompt, map, NULL);             /* pos 0: parallel */
+            tp[r] = now() - t0;
+            ox_oryx_decoder_reset(&d);
+            int32_t tok = 1, md = mode == 0 ? OX_ORYX_LIN : OX_ORYX_ATTN;
+            ox_oryx_decoder_step(ctx, &d, &tok, &md, 1);                      /* pos 1: stepping */
+            t0 = now();
+            ox_oryx_decoder_prefill(ctx, &d, ox_tensor_view_narrow(ctx, prompt, 1, 1, P - 1),
+                                    ox_tensor_view_narrow(ctx, map, 1, 1, P - 1), NULL);
+            ts[r] = (now() - t0) * (double)P / (double)(P - 1);
+            ox_oryx_decoder_free(&d);
+        }
+        if (ox_ctx_status(ctx)) {
+            fprintf(stderr, "%s\n", ox_ctx_message(ctx));
+            return 1;
+        }
+        qsort(tp, 3, sizeof tp[0], cmp_double);
+        qsort(ts, 3, sizeof ts[0], cmp_double);
+        printf("%-6s %12.1f %12.1f\n", mode == 0 ? "LIN" : "ATTN", 1e3 * tp[1], 1e3 * ts[1]);
     }
     printf("process peak of library heap bytes: %llu\n", (unsigned long long)ox_alloc_bytes_peak());
     ox_oryx_model_free(&m);

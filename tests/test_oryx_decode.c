@@ -147,7 +147,8 @@ Test(oryx_decode, golden_mamba2_T150) { run_golden("model_oryx-mamba2_T150.data.
 /* ---- step == parallel forward ---------------------------------------------------------------------- */
 
 /* Decodes tokens [B, T] with map (NULL, [B, T] or [L, B, T]): the first `prefill` tokens through
- * ox_oryx_decoder_prefill, the rest through ox_oryx_decoder_step; returns every position's logits. */
+ * ox_oryx_decoder_prefill (parallel forward), the next 5 through a second prefill (stepping, as it continues a
+ * sequence), the rest through ox_oryx_decoder_step; returns every position's logits. */
 static ox_tensor *decode_all(ox_ctx *ctx, const ox_oryx_model *m, const ox_tensor *tokens, const ox_tensor *map,
                              int64_t prefill)
 {
@@ -159,8 +160,16 @@ static ox_tensor *decode_all(ox_ctx *ctx, const ox_oryx_model *m, const ox_tenso
         ox_tensor *tp = ox_tensor_view_narrow(ctx, tokens, 1, 0, prefill);
         ox_tensor *mp = map ? ox_tensor_view_narrow(ctx, map, map->ndim - 1, 0, prefill) : NULL;
         ox_tensor *ap = ox_tensor_view_narrow(ctx, all, 1, 0, prefill);
-        assert_ok(ctx, ox_oryx_decoder_prefill(ctx, &d, tp, mp, ap));
+        assert_ok(ctx, ox_oryx_decoder_prefill(ctx, &d, tp, mp, ap));     /* parallel: from the empty state */
         cr_assert_eq(d.pos, prefill);
+        if (prefill + 5 < T) {       /* a second prompt piece continues by stepping */
+            tp = ox_tensor_view_narrow(ctx, tokens, 1, prefill, 5);
+            mp = map ? ox_tensor_view_narrow(ctx, map, map->ndim - 1, prefill, 5) : NULL;
+            ap = ox_tensor_view_narrow(ctx, all, 1, prefill, 5);
+            assert_ok(ctx, ox_oryx_decoder_prefill(ctx, &d, tp, mp, ap));
+            prefill += 5;
+            cr_assert_eq(d.pos, prefill);
+        }
     }
     int64_t nm = map ? (map->ndim == 3 ? L * B : B) : 0;
     int32_t tok[4], md[4 * OX_ORYX_MAX_LAYERS];
@@ -191,7 +200,7 @@ static void step_vs_forward(const char *preset, int per_layer_map)
     ox_ag_set_grad_enabled(ctx, prev);
     cr_assert_not_null(ref, "%s", ox_ctx_message(ctx));
     char what[128];
-    int64_t pre[3] = { 0, 1, 33 };   /* no prefill, one token, a prefill ending inside a run */
+    int64_t pre[3] = { 0, 1, 33 };   /* no prefill, a one-token prompt, a prompt ending inside a run */
     for (int i = 0; i < 3; i++) {
         snprintf(what, sizeof what, "%s%s, prefill %lld", preset, per_layer_map ? " (per-layer map)" : "",
                  (long long)pre[i]);
@@ -220,6 +229,51 @@ Test(oryx_decode, step_eq_forward_oryx_gdn) { step_vs_forward("oryx-gdn", 0); }
 Test(oryx_decode, step_eq_forward_oryx_mamba2) { step_vs_forward("oryx-mamba2", 0); }
 Test(oryx_decode, step_eq_forward_oryx_gdn_per_layer) { step_vs_forward("oryx-gdn", 1); }
 Test(oryx_decode, step_eq_forward_oryx_mamba2_per_layer) { step_vs_forward("oryx-mamba2", 1); }
+
+/* The parallel prefill leaves the state stepping leaves: rings, linear state, KV cache, logits. The rings and the
+ * cache hold the same projections and rotations (rel <= 1e-5: the same float ops up to GEMM vs dot order); the
+ * linear state comes from the chunked form vs the recurrence (rel <= 1e-4, MODELS 11 item 4). */
+static void prefill_state(const char *preset)
+{
+    ox_ctx *ctx = test_ctx();
+    const int64_t L = 2, B = 2, T = seq_len();
+    ox_oryx_model m;
+    small_model(ctx, &m, preset, L, 71);
+    ox_tensor *tokens = random_tokens(ctx, 12, B, T, m.cfg.vocab);
+    ox_tensor *map = mixed_map(ctx, L, B, T);
+    ox_oryx_decoder par, seq;
+    assert_ok(ctx, ox_oryx_decoder_init(ctx, &par, &m, B, T, 0));
+    assert_ok(ctx, ox_oryx_decoder_init(ctx, &seq, &m, B, T, 0));
+    assert_ok(ctx, ox_oryx_decoder_prefill(ctx, &par, tokens, map, NULL));
+    /* seq: a first token by prefill (parallel, T = 1), the rest by prefill continuing (stepping) */
+    assert_ok(ctx, ox_oryx_decoder_prefill(ctx, &seq, ox_tensor_view_narrow(ctx, tokens, 1, 0, 1),
+                                           ox_tensor_view_narrow(ctx, map, 2, 0, 1), NULL));
+    assert_ok(ctx, ox_oryx_decoder_prefill(ctx, &seq, ox_tensor_view_narrow(ctx, tokens, 1, 1, T - 1),
+                                           ox_tensor_view_narrow(ctx, map, 2, 1, T - 1), NULL));
+    cr_assert_eq(par.pos, T);
+    cr_assert_eq(seq.pos, T);
+    check_rel(ctx, "prefill logits", par.logits, seq.logits, 1e-4);
+    for (int64_t l = 0; l < L; l++) {
+        const ox_oryx_decoder_layer *a = &par.layers[l], *b = &seq.layers[l];
+        check_rel(ctx, "ring_k", a->ring_k, b->ring_k, 1e-5);
+        check_rel(ctx, "ring_v", a->ring_v, b->ring_v, 1e-5);
+        check_rel(ctx, "ring_q", a->ring_q, b->ring_q, 1e-5);
+        check_rel(ctx, "linear state", a->state, b->state, 1e-4);
+        cr_assert_eq(a->kv.len, T);
+        cr_assert_eq(b->kv.len, T);
+        check_rel(ctx, "KV cache keys", ox_tensor_view_narrow(ctx, a->kv.k, 2, 0, T),
+                  ox_tensor_view_narrow(ctx, b->kv.k, 2, 0, T), 1e-5);
+        check_rel(ctx, "KV cache values", ox_tensor_view_narrow(ctx, a->kv.v, 2, 0, T),
+                  ox_tensor_view_narrow(ctx, b->kv.v, 2, 0, T), 1e-5);
+    }
+    ox_oryx_decoder_free(&par);
+    ox_oryx_decoder_free(&seq);
+    ox_oryx_model_free(&m);
+    ox_ctx_free(ctx);
+}
+
+Test(oryx_decode, prefill_state_gdn) { prefill_state("oryx-gdn"); }
+Test(oryx_decode, prefill_state_mamba2) { prefill_state("oryx-mamba2"); }
 
 /* ---- KV-cache dropping ------------------------------------------------------------------------------ */
 

@@ -136,6 +136,54 @@ Test(oryx_train, sampler_draws_training_windows)
     ox_ctx_free(ctx);
 }
 
+/* ---- mode maps ------------------------------------------------------------------------------------------- */
+
+static int64_t count_attn(const ox_tensor *m)
+{
+    int64_t c = 0;
+    for (int64_t i = 0; i < ox_tensor_numel(m); i++)
+        c += ox_tensor_i32(m)[i];
+    return c;
+}
+
+Test(oryx_train, map_specs)
+{
+    ox_ctx *ctx = test_ctx();
+    enum { B = 3, T = 40 };
+    ox_oryx_map_spec s = { .kind = OX_ORYX_MAP_ATTN };
+    cr_assert_eq(count_attn(ox_oryx_map_build(ctx, &s, 0, B, T)), B * T);
+    s.kind = OX_ORYX_MAP_LIN;
+    cr_assert_eq(count_attn(ox_oryx_map_build(ctx, &s, 0, B, T)), 0);
+    /* positions: those >= T are ignored (a shorter evaluation window) */
+    s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_POSITIONS, .n_positions = 3, .positions = { 0, 39, 45 } };
+    ox_tensor *m = ox_oryx_map_build(ctx, &s, 0, B, T);
+    cr_assert_not_null(m, "%s", ox_ctx_message(ctx));
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            cr_assert_eq(ox_tensor_i32(m)[b * T + t], t == 0 || t == 39);
+    /* fraction: round(0.5 * ceil(40 / 8)) = 3 chunks of 8 (or the short last one) per row */
+    s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_FRACTION, .chunk = 8, .fraction = 0.5, .seed = 3 };
+    m = ox_oryx_map_build(ctx, &s, 7, B, T);
+    cr_assert_eq(count_attn(m), B * 3 * 8);
+    /* mixed with a one-ratio set {1}: every chunk ATTN; with the default set, the sampler of modes.h */
+    s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_MIXED, .chunk = 8, .n_ratios = 1, .ratios = { 1.0 }, .seed = 3 };
+    cr_assert_eq(count_attn(ox_oryx_map_build(ctx, &s, 7, B, T)), B * T);
+    s.n_ratios = 0;
+    m = ox_oryx_map_build(ctx, &s, 7, B, T);
+    ox_tensor *ref = ox_oryx_modes_mixed(ctx, 3, 7, B, T, 8, NULL, 0);
+    cr_assert_eq(memcmp(ox_tensor_i32(m), ox_tensor_i32(ref), sizeof(int32_t) * B * T), 0);
+    /* bad specs */
+    s.n_ratios = 1;
+    s.ratios[0] = 1.5;
+    cr_assert_null(ox_oryx_map_build(ctx, &s, 0, B, T));
+    cr_assert_eq(ox_ctx_status(ctx), OX_ERR_ARG);
+    cr_assert(strstr(ox_ctx_message(ctx), "ratios[0] = 1.5"), "%s", ox_ctx_message(ctx));
+    ox_ctx_clear_error(ctx);
+    s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_POSITIONS, .n_positions = 1, .positions = { -2 } };
+    cr_assert_null(ox_oryx_map_build(ctx, &s, 0, B, T));
+    ox_ctx_free(ctx);
+}
+
 /* ---- the step -------------------------------------------------------------------------------------------- */
 
 struct run {
@@ -552,7 +600,7 @@ static double unigram_entropy(const uint8_t *p, int64_t n)
 /* D = 64, L = 2 (4 for the hybrids), H = 2, dk = dv = 32, F = 192, T = 64, B = 8 on the first 64 KB of
  * tinyshakespeare: after 100 steps the validation loss (6.5 KB) is below 0.8 x the slice's unigram entropy
  * (a model that learned no context cannot go below the unigram entropy). Under ASan: 60 steps, 1 KB of
- * validation, bound 0.95 x (still only reachable by using context). */
+ * validation, bound 0.9 x (still only reachable by using context). */
 static void learns(const char *preset)
 {
     const int64_t T = 64;
@@ -585,7 +633,7 @@ static void learns(const char *preset)
     for (int64_t s = 0; s < tc.total_steps; s++)
         assert_ok(ctx, ox_oryx_train_step(ctx, &tr, NULL));
     assert_ok(ctx, ox_oryx_evaluate_bytes(ctx, &m, data.bytes + data.n_train, n_eval, T, &spec, &after));
-    double bound = test_small() ? 0.95 * H1 : 0.8 * H1;
+    double bound = test_small() ? 0.9 * H1 : 0.8 * H1;
     cr_log_info("%s: val %.4f -> %.4f nats (unigram %.4f, bound %.4f)", preset, before.nats, after.nats, H1, bound);
     cr_assert_lt(after.nats, bound, "%s: validation loss %.4f nats not below %.4f (unigram entropy %.4f)", preset,
                  after.nats, bound, H1);

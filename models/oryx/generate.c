@@ -1,10 +1,12 @@
 /* generate.c - Oryx decoding (see generate.h): decode state, one-token step with per-(layer, sequence)
- * modes, prefill by stepping, KV-cache dropping, sampling and the generate loop (MODELS.md 7.4). */
+ * modes (dot-product projections, arena temporaries rewound per step), parallel prefill from the empty state
+ * (stepping when a sequence continues), KV-cache dropping, sampling and the generate loop (MODELS.md 7.4). */
 #include "models/oryx/generate.h"
 
 #include "autograd/ops.h"
 #include "nn/gated_rmsnorm.h"
 #include "nn/gdn.h"
+#include "nn/mixer.h"
 #include "nn/l2norm.h"
 #include "nn/linear.h"
 #include "nn/rope.h"
@@ -393,6 +395,95 @@ ox_status ox_oryx_decoder_step(ox_ctx *ctx, ox_oryx_decoder *d, const int32_t *t
     return ctx->status;
 }
 
+/* ---- parallel prefill ----------------------------------------------------------------------------------- */
+
+/* Fills layer L's decode state from the prompt's normalised input x [B, T, D] and the trunk's k, v [B, T, H*dk],
+ * [B, T, H*dv] (after conv and activation) of the parallel forward: the last three pre-conv rows of k, v and the
+ * linear query, the rotated keys and values, and the final linear state (chunked form from a zero state; the
+ * state does not depend on the queries, so the keys stand in for them). */
+static ox_status fill_layer_state(ox_ctx *ctx, const ox_nn_mixer *mx, ox_oryx_decoder_layer *L, ox_tensor *x,
+                                  ox_tensor *k, ox_tensor *v)
+{
+    const ox_nn_mixer_config *c = &mx->cfg;
+    const int64_t B = x->shape[0], T = x->shape[1], H = c->n_heads, dk = c->d_k, dv = c->d_v;
+    int64_t n3 = T < OX_NN_CONV_K - 1 ? T : OX_NN_CONV_K - 1;
+    ox_tensor *xl = ox_tensor_view_narrow(ctx, x, 1, T - n3, n3);           /* the last rows of the prompt */
+    ox_nn_shortconv_prefill(ctx, ox_nn_linear(ctx, xl, mx->k_proj), mx->k_conv, c->conv_act, L->ring_k);
+    ox_nn_shortconv_prefill(ctx, ox_nn_linear(ctx, xl, mx->v_proj), mx->v_conv, c->conv_act, L->ring_v);
+    ox_tensor *k4 = ox_tensor_view_reshape(ctx, k, OX_DIMS(B, T, H, dk));
+    ox_tensor *v4 = ox_tensor_view_reshape(ctx, v, OX_DIMS(B, T, H, dv));
+    if (L->kv.k && !ctx->status)
+        ox_nn_kv_cache_append(ctx, &L->kv, ox_nn_rope(ctx, k4, 0), v4);
+    if (!L->has_lin || ctx->status)
+        return ctx->status;
+    int gdn = (c->cores & OX_NN_CORE_GDN) != 0;
+    ox_nn_shortconv_prefill(ctx, ox_nn_linear(ctx, xl, mx->lin_q), mx->lin_q_conv,
+                            gdn ? OX_NN_ACT_SILU : OX_NN_ACT_NONE, L->ring_q);
+    ox_tensor *o = NULL, *sT = NULL;
+    if (gdn) {      /* as the mixer: kh = l2norm(k), beta = sigmoid(x Wb^T), a = -exp(A_log) softplus(x Wa^T + b) */
+        ox_tensor *kh = ox_nn_l2norm(ctx, k4);
+        ox_tensor *beta = ox_ag_sigmoid(ctx, ox_nn_linear(ctx, x, mx->gdn_beta));
+        ox_tensor *za = ox_ag_add(ctx, ox_nn_linear(ctx, x, mx->gdn_alpha), mx->dt_bias);
+        ox_tensor *a = ox_ag_mul(ctx, ox_ag_neg(ctx, ox_ag_exp(ctx, mx->A_log)), ox_ag_softplus(ctx, za));
+        if (ox_nn_gdn(ctx, kh, kh, v4, beta, a, NULL, &o, &sT))
+            return ctx->status;
+    } else {        /* dt = softplus(x Wdt^T + dt_bias), a = dt * -exp(A_log) */
+        ox_tensor *dt = ox_ag_softplus(ctx, ox_ag_add(ctx, ox_nn_linear(ctx, x, mx->m2_dt), mx->dt_bias));
+        ox_tensor *a = ox_ag_mul(ctx, dt, ox_ag_neg(ctx, ox_ag_exp(ctx, mx->A_log)));
+        if (ox_nn_ssd(ctx, k4, k4, v4, dt, a, NULL, &o, &sT))
+            return ctx->status;
+    }
+    return ox_tensor_copy(ctx, L->state, sT);
+}
+
+/* The parallel forward of the model on a prompt from the empty state (MODELS 7.4 prefill), filling every
+ * layer's state; logits [B, T, V] (arena) */
+static ox_tensor *parallel_prefill(ox_ctx *ctx, ox_oryx_decoder *d, const ox_tensor *tokens, const ox_tensor *mode)
+{
+    const ox_oryx_model *m = d->model;
+    const ox_oryx_config *c = &m->cfg;
+    ox_tensor *h = ox_nn_embedding_forward(ctx, &m->embed, tokens);               /* [B, T, D] */
+    for (int64_t l = 0; l < c->n_layers && h; l++) {
+        const ox_oryx_layer *Ly = &m->layers[l];
+        const ox_tensor *ml = NULL;
+        if (c->kinds[l] == OX_ORYX_KIND_ORYX)
+            ml = mode->ndim == 3 ? ox_tensor_view_select(ctx, mode, 0, l) : mode;
+        ox_nn_mixer_trace tr;
+        ox_tensor *x = ox_nn_rmsnorm_forward(ctx, &Ly->norm1, h);
+        ox_tensor *y = ox_nn_mixer_forward(ctx, &Ly->mixer, x, ml, &tr);
+        if (!y || fill_layer_state(ctx, &Ly->mixer, &d->layers[l], x, tr.k, tr.v))
+            return NULL;
+        h = ox_ag_add(ctx, h, y);
+        h = ox_ag_add(ctx, h, ox_nn_swiglu_forward(ctx, &Ly->mlp, ox_nn_rmsnorm_forward(ctx, &Ly->norm2, h)));
+    }
+    ox_tensor *logits = ox_nn_embedding_logits(ctx, &m->embed, ox_nn_rmsnorm_forward(ctx, &m->norm_f, h));
+    return ctx->status ? NULL : logits;
+}
+
+/* checks of a parallel prefill that the forward does not make: ATTN where a cache was dropped, capacity */
+static ox_status check_prefill(ox_ctx *ctx, const ox_oryx_decoder *d, const ox_tensor *mode, int64_t T)
+{
+    const ox_oryx_config *c = &d->model->cfg;
+    for (int64_t l = 0; l < c->n_layers; l++) {
+        const ox_oryx_decoder_layer *L = &d->layers[l];
+        if (L->kv.k && T > L->kv.cap)
+            return ox_ctx_fail(ctx, OX_ERR_STATE, "oryx decoder prefill: %lld tokens do not fit the KV cache of layer "
+                               "%lld (%lld positions)", (long long)T, (long long)l, (long long)L->kv.cap);
+        if (L->kv.k || !L->has_attn || c->kinds[l] != OX_ORYX_KIND_ORYX)
+            continue;
+        for (int64_t b = 0; b < d->B; b++)
+            for (int64_t t = 0; t < T; t++) {
+                int64_t off = mode->ndim == 2 ? b * mode->stride[0] + t * mode->stride[1]
+                                              : l * mode->stride[0] + b * mode->stride[1] + t * mode->stride[2];
+                if (ox_tensor_i32(mode)[off] == OX_ORYX_ATTN)
+                    return ox_ctx_fail(ctx, OX_ERR_STATE, "oryx decoder prefill: layer %lld, sequence %lld asks for "
+                                       "ATTN at position %lld, but that layer's KV cache was dropped (or never "
+                                       "allocated)", (long long)l, (long long)b, (long long)t);
+            }
+    }
+    return OX_OK;
+}
+
 ox_status ox_oryx_decoder_prefill(ox_ctx *ctx, ox_oryx_decoder *d, const ox_tensor *tokens, const ox_tensor *mode,
                                   ox_tensor *all_logits)
 {
@@ -419,6 +510,27 @@ ox_status ox_oryx_decoder_prefill(ox_ctx *ctx, ox_oryx_decoder *d, const ox_tens
         return ox_ctx_fail(ctx, OX_ERR_SHAPE, "oryx decoder prefill: all_logits %s must be F32 [%lld, %lld, %lld]",
                            ox_shape_str(all_logits, b1), (long long)B, (long long)T, (long long)V);
     ox_arena_mark mark = ox_arena_get_mark(&ctx->arena);
+    if (d->pos == 0) {      /* from the empty state: the parallel forward */
+        int prev = ox_ag_set_grad_enabled(ctx, 0);
+        ox_tensor *z = NULL;
+        int needs = 0;
+        for (int64_t l = 0; l < L; l++)
+            needs |= d->model->cfg.kinds[l] == OX_ORYX_KIND_ORYX;
+        if (needs && !mode)
+            ox_ctx_fail(ctx, OX_ERR_ARG, "oryx decoder prefill: the model has oryx layers, so it needs a mode map");
+        else if (!mode || !check_prefill(ctx, d, mode, T))
+            z = parallel_prefill(ctx, d, tokens, mode);
+        if (z) {
+            ox_tensor_copy(ctx, ox_tensor_view_reshape(ctx, d->logits, OX_DIMS(B, 1, V)),
+                           ox_tensor_view_narrow(ctx, z, 1, T - 1, 1));
+            if (all_logits)
+                ox_tensor_copy(ctx, all_logits, z);
+            d->pos = T;
+        }
+        ox_ag_set_grad_enabled(ctx, prev);
+        ox_arena_rewind(&ctx->arena, mark);
+        return ctx->status;
+    }
     int64_t nm = mode ? (mode->ndim == 3 ? L * B : B) : 0;
     int32_t *tok = ox_ctx_alloc(ctx, (size_t)B * sizeof(int32_t));
     int32_t *md = ox_ctx_alloc(ctx, (size_t)(nm + 1) * sizeof(int32_t));

@@ -22,8 +22,11 @@
  * (mark/rewind) before it returns; the logits live in the decoder (d->logits [B, V], overwritten by every
  * step). Steps record nothing on the autograd tape.
  *
- * Prefill: implemented by stepping the prompt token by token (exactly the state a step leaves; no parallel
- * prefill), so step decoding after a prefill reproduces the parallel forward on the concatenation.
+ * Prefill from the empty state runs the parallel forward (chunked linear mixers, blocked attention) on the
+ * prompt with its map and leaves the state a step would: the last three pre-conv rows of k, v and the linear
+ * query, the rotated keys and values, the final chunked linear state. A prefill that continues a sequence
+ * (pos > 0) steps token by token. Either way, step decoding after it reproduces the parallel forward on the
+ * concatenated sequence.
  *
  *   ox_oryx_decoder d;
  *   ox_oryx_decoder_init(ctx, &d, &model, B, 4096, 0);
@@ -87,9 +90,12 @@ ox_status ox_oryx_decoder_step(ox_ctx *ctx, ox_oryx_decoder *d, const int32_t *t
                                int64_t n_modes);
 
 /* Runs a prompt tokens I32 [B, T] (any strides) with mode map I32 [B, T] or [L, B, T] (NULL when no layer is
- * of kind ORYX), token by token, continuing from the current state; leaves d->logits = the logits of the
- * prompt's last token and the state as if each token had been stepped. If all_logits is not NULL it must be
- * F32 [B, T, V] and receives the logits of every prompt position. */
+ * of kind ORYX; any strides): from the empty state (pos == 0) by one parallel forward (arena memory of a
+ * forward over T tokens, released before returning), otherwise token by token, continuing the sequence. Leaves
+ * d->logits = the logits of the prompt's last token and the state as if each token had been stepped. If
+ * all_logits is not NULL it must be F32 [B, T, V] and receives the logits of every prompt position.
+ * Errors as the step's (ATTN in a layer whose cache was dropped, a prompt longer than the cache, bad ids,
+ * modes or shapes); after an error inside the run the state is partial: reset the decoder. */
 ox_status ox_oryx_decoder_prefill(ox_ctx *ctx, ox_oryx_decoder *d, const ox_tensor *tokens, const ox_tensor *mode,
                                   ox_tensor *all_logits);
 

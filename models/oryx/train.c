@@ -139,9 +139,13 @@ static ox_status warm_up(ox_ctx *ctx, ox_oryx_trainer *tr)
         return ctx->status;
     size_t want = ctx->arena.used + ctx->arena.used / 4;
     ox_ctx_reset(ctx);
-    if (!ox_arena_alloc(&ctx->arena, want))
-        return ox_ctx_fail(ctx, OX_ERR_NOMEM, "oryx trainer: cannot reserve %zu arena bytes", want);
-    ox_ctx_reset(ctx);
+    if (ox_arena_capacity(&ctx->arena) < want) {
+        /* one block of exactly `want` bytes (growing the current arena would round up geometrically) */
+        ox_arena_free(&ctx->arena);
+        if (!ox_arena_alloc(&ctx->arena, want))
+            return ox_ctx_fail(ctx, OX_ERR_NOMEM, "oryx trainer: cannot reserve %zu arena bytes", want);
+        ox_ctx_reset(ctx);
+    }
     ox_nn_params_zero_grad(&tr->model->params);
     return OX_OK;
 }
