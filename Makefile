@@ -1,6 +1,7 @@
 # Makefile - builds liboryx (static + shared), the tests, the benchmarks, the examples and bin/oryx.
 #
 #   make            library, examples, programs            make test       the Criterion test suite
+#   make run        train the default Oryx on the bundled text, print a sample
 #   make test-asan  the same tests under ASan + UBSan      make bench      benchmarks (medians, ratios)
 #   make deps       install missing Debian packages        make install    PREFIX=/usr/local (default)
 #   make clean
@@ -48,9 +49,11 @@ SHARED   := $(BUILD)/liboryx.so.$(VERSION)
 TESTBIN  := $(BUILD)/tests/oryx-tests
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
-CLI      := $(if $(CLI_SRC),bin/oryx)
+# bin/oryx; the sanitizer build puts its own copy in $(BUILD)/bin so the two never overwrite each other.
+CLI_BIN  := $(if $(filter 1,$(SAN)),$(BUILD)/bin/oryx,bin/oryx)
+CLI      := $(if $(CLI_SRC),$(CLI_BIN))
 
-.PHONY: all test test-run test-asan bench deps install clean
+.PHONY: all run test test-run test-asan bench deps install clean
 .DEFAULT_GOAL := all
 
 all: deps
@@ -86,18 +89,29 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
 
-bin/oryx: $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(STATIC)
-	@mkdir -p bin
+$(CLI_BIN): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(STATIC)
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(STATIC) $(LDLIBS)
+
+# The README's first command: build, train the default Oryx on the bundled Shakespeare (a few minutes on
+# 2 cores), then print a sample and where the files are.
+run: all
+	bin/oryx train --out runs/oryx
+	@echo
+	bin/oryx generate --ckpt runs/oryx --prompt "ROMEO:" --tokens 400
+	@echo
+	@echo "checkpoint: runs/oryx.safetensors (training state runs/oryx.train.safetensors)," \
+	      "loss history: runs/oryx.loss.csv; inspect with: bin/oryx info --ckpt runs/oryx"
 
 # The test suite. Criterion runs each test in its own process, two at a time (the machine's cores);
 # each test process then uses one OpenMP/BLIS thread unless a test sets its own count.
 test: deps
 	@$(MAKE) --no-print-directory test-run
 
-# The examples are prerequisites too: tests/test_examples.c runs them.
-test-run: $(TESTBIN) $(EXAMPLES)
-	OX_TEST_THREADS=$${OX_TEST_THREADS:-1} $(TESTBIN) --jobs 2 $(TEST_ARGS)
+# The examples and the program are prerequisites too: tests/test_examples.c runs the examples and
+# tests/test_cli.c runs the program named by OX_ORYX_BIN.
+test-run: $(TESTBIN) $(EXAMPLES) $(CLI)
+	OX_ORYX_BIN=$(CLI_BIN) OX_TEST_THREADS=$${OX_TEST_THREADS:-1} $(TESTBIN) --jobs 2 $(TEST_ARGS)
 
 # Same tests, built with AddressSanitizer + UndefinedBehaviorSanitizer in build/asan, at smaller sizes
 # where a test has a size knob (OX_TEST_SMALL=1).

@@ -1,0 +1,150 @@
+/* common.c - helpers shared by the bin/oryx subcommands: one-line errors, strict flag-value parsing, the
+ * data file reader, checkpoint file names and loading, time formatting (see cli.h). */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "models/oryx/checkpoint.h"
+
+int cli_fail(int code, const char *cmd, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    fprintf(stderr, "oryx %s: %s\n", cmd, msg);
+    return code;
+}
+
+int cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi) {
+        cli_fail(CLI_ERR_USAGE, cmd, "--%s '%s' is not an integer in [%lld, %lld]", flag, s, (long long)lo,
+                 (long long)hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_f64(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v) || v < lo || v > hi) {
+        cli_fail(CLI_ERR_USAGE, cmd, "--%s '%s' is not a number in [%g, %g]", flag, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_bad_option(const char *cmd, int c, char **argv)
+{
+    const char *arg = argv[optind - 1];
+    if (c == ':')
+        return cli_fail(CLI_ERR_USAGE, cmd, "option '%s' needs a value (see oryx %s --help)", arg, cmd);
+    if (optopt && optopt != '?')
+        return cli_fail(CLI_ERR_USAGE, cmd, "unknown option '-%c' (see oryx %s --help)", optopt, cmd);
+    return cli_fail(CLI_ERR_USAGE, cmd, "unknown option '%s' (see oryx %s --help)", arg, cmd);
+}
+
+int cli_read_file(const char *cmd, const char *what, const char *path, uint8_t **data, int64_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cli_fail(CLI_ERR_INPUT, cmd, "cannot open %s '%s': %s", what, path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return cli_fail(CLI_ERR_INPUT, cmd, "%s '%s' is not a regular file", what, path);
+    }
+    if (st.st_size == 0) {
+        fclose(f);
+        return cli_fail(CLI_ERR_INPUT, cmd, "%s '%s' is empty", what, path);
+    }
+    uint8_t *buf = malloc((size_t)st.st_size);
+    if (!buf) {
+        fclose(f);
+        return cli_fail(CLI_ERR_RUN, cmd, "out of memory reading %s '%s' (%lld bytes)", what, path,
+                        (long long)st.st_size);
+    }
+    size_t got = fread(buf, 1, (size_t)st.st_size, f);
+    int err = ferror(f);
+    fclose(f);
+    if (err || got != (size_t)st.st_size) {
+        free(buf);
+        return cli_fail(CLI_ERR_INPUT, cmd, "cannot read %s '%s'", what, path);
+    }
+    *data = buf;
+    *len = (int64_t)st.st_size;
+    return 0;
+}
+
+int cli_ckpt_paths(const char *ckpt, char *prefix, char *model, char *state, char *csv, size_t n)
+{
+    static const char ext[] = ".safetensors";
+    size_t len = strlen(ckpt), el = sizeof ext - 1;
+    size_t stem = len >= el && strcmp(ckpt + len - el, ext) == 0 ? len - el : len;
+    if (stem == 0 || stem + 24 >= n)
+        return -1;
+    snprintf(prefix, n, "%.*s", (int)stem, ckpt);
+    if (model)
+        snprintf(model, n, "%s%s", prefix, ext);
+    if (state)
+        snprintf(state, n, "%s.state%s", prefix, ext);
+    if (csv)
+        snprintf(csv, n, "%s.loss.csv", prefix);
+    return 0;
+}
+
+int cli_load_model(ox_ctx *ctx, const char *cmd, const char *ckpt, ox_oryx_model *m, int64_t *step,
+                   int64_t *train_seq_len)
+{
+    char prefix[4096], model[4096];
+    memset(m, 0, sizeof *m);
+    if (cli_ckpt_paths(ckpt, prefix, model, NULL, NULL, sizeof model))
+        return cli_fail(CLI_ERR_INPUT, cmd, "checkpoint name '%s' is empty or too long", ckpt);
+    if (ox_oryx_load(ctx, model, m, step, train_seq_len)) {
+        int code = cli_fail(CLI_ERR_INPUT, cmd, "cannot load checkpoint '%s': %s", model, ox_ctx_message(ctx));
+        ox_ctx_clear_error(ctx);
+        return code;
+    }
+    return 0;
+}
+
+void cli_format_duration(double seconds, char *buf, size_t n)
+{
+    if (!(seconds >= 0) || seconds > 1e7)
+        seconds = 0;
+    long s = lround(seconds);
+    if (s >= 3600)
+        snprintf(buf, n, "%ldh%02ldm", s / 3600, s / 60 % 60);
+    else if (s >= 60)
+        snprintf(buf, n, "%ldm%02lds", s / 60, s % 60);
+    else
+        snprintf(buf, n, "%lds", s);
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,156 @@
+/* generate.c - `oryx generate --ckpt CKPT --prompt TEXT --tokens N --modes SPEC`: streams bytes sampled from
+ * a checkpoint (temperature, top-k, seed) under a mode schedule (default prompt-attn: prompt tokens ATTN,
+ * generated tokens LIN), then reports tokens/s and whether the KV cache was kept.
+ *
+ * Decoding uses models/oryx/generate.h: the prompt is prefilled with its part of the schedule, then each
+ * sampled byte is stepped with the mode of its position. The KV cache is the memory the schedule needs:
+ * never allocated when no position is ATTN (and no layer is attention-only), dropped right after the prompt
+ * when no generated position is ATTN (prompt-attn, lin), kept otherwise. */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/tape.h"
+#include "cli/cli.h"
+#include "models/oryx/generate.h"
+
+static const char gen_help[] =
+    "usage: oryx generate --ckpt CKPT --prompt TEXT --tokens N --modes SPEC [options]\n"
+    "\n"
+    "Streams text sampled from a checkpoint.\n"
+    "  --ckpt CKPT         checkpoint (default runs/oryx)\n"
+    "  --prompt TEXT       the text to continue (default \"ROMEO:\\n\")\n"
+    "  --tokens N          bytes to generate (default 300)\n"
+    "  --modes SPEC        prompt-attn | attn | lin | mixed:<f> | every:<N> | file of 'a'/'l' (default\n"
+    "                      prompt-attn: attention on the prompt, linear on generated tokens)\n"
+    "  --temperature X     softmax temperature, 0 = greedy (default 0.8)\n"
+    "  --top-k K           sample among the K most likely bytes, 0 = all (default 40)\n"
+    "  --seed S            sampling seed (default 1234)\n"
+    "  --threads N         threads, 0 = all cores (default 0)\n"
+    "  -h, --help          this text\n";
+
+int cli_generate(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "ckpt", required_argument, 0, 'c' },        { "prompt", required_argument, 0, 'p' },
+        { "tokens", required_argument, 0, 'n' },      { "modes", required_argument, 0, 'm' },
+        { "temperature", required_argument, 0, 't' }, { "top-k", required_argument, 0, 'k' },
+        { "seed", required_argument, 0, 's' },        { "threads", required_argument, 0, 'j' },
+        { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 }
+    };
+    const char *ckpt = "runs/oryx", *prompt = "ROMEO:\n", *modes = "prompt-attn";
+    int64_t tokens = 300, top_k = 40, seed = 1234, threads = 0;
+    double temperature = 0.8;
+    const char *G = "generate";
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'c': ckpt = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'm': modes = optarg; break;
+        case 'n': bad = cli_parse_i64(G, "tokens", optarg, 0, 1 << 24, &tokens); break;
+        case 't': bad = cli_parse_f64(G, "temperature", optarg, 0, 100, &temperature); break;
+        case 'k': bad = cli_parse_i64(G, "top-k", optarg, 0, 1 << 20, &top_k); break;
+        case 's': bad = cli_parse_i64(G, "seed", optarg, 0, INT64_MAX, &seed); break;
+        case 'j': bad = cli_parse_i64(G, "threads", optarg, 0, 1024, &threads); break;
+        case 'h': fputs(gen_help, stdout); return CLI_OK;
+        default: return cli_bad_option(G, c, argv);
+        }
+        if (bad)
+            return CLI_ERR_USAGE;
+    }
+    if (optind < argc)
+        return cli_fail(CLI_ERR_USAGE, G, "unexpected argument '%s' (see oryx generate --help)", argv[optind]);
+    if (!*prompt)
+        return cli_fail(CLI_ERR_USAGE, G, "--prompt is empty: give at least one byte to continue");
+    cli_spec spec;
+    if (cli_spec_parse(G, modes, 1, &spec))
+        return CLI_ERR_USAGE;
+
+    ox_ctx *ctx = ox_ctx_new();
+    ox_oryx_model m;
+    ox_oryx_decoder d;
+    memset(&m, 0, sizeof m);
+    memset(&d, 0, sizeof d);
+    int64_t n_prompt = (int64_t)strlen(prompt), total = n_prompt + tokens, step = -1, train_seq = -1;
+    int32_t *map = malloc(sizeof *map * (size_t)total);
+    int code = 0;
+    if (!ctx || !map)
+        code = cli_fail(CLI_ERR_RUN, G, "out of memory");
+    if (!code)
+        code = cli_load_model(ctx, G, ckpt, &m, &step, &train_seq);
+    if (code)
+        goto done;
+    ox_ctx_set_threads(ctx, (int)threads);
+    ox_ag_set_grad_enabled(ctx, 0);
+    int64_t V = m.cfg.vocab;
+    cli_spec_fill(&spec, (uint64_t)seed, 0, 0, total, n_prompt, map);
+    int attn_layer = 0, attn_any = 0, attn_later = 0;
+    for (int64_t l = 0; l < m.cfg.n_layers; l++)
+        attn_layer |= m.cfg.kinds[l] == OX_ORYX_KIND_ATTN;
+    for (int64_t p = 0; p < total; p++) {
+        attn_any |= map[p] == OX_ORYX_ATTN;
+        attn_later |= p >= n_prompt && map[p] == OX_ORYX_ATTN;
+    }
+    const char *kv_note = "yes (generated tokens use attention)";
+    unsigned flags = 0;
+    if (!attn_any && !attn_layer) {
+        flags = OX_ORYX_DECODE_NO_KV;
+        kv_note = "no (never allocated: no token uses attention)";
+    } else if (!attn_later)
+        kv_note = attn_layer ? "partly (dropped after the prompt in mixed layers; attention-only layers keep theirs)"
+                             : "no (dropped after the prompt: generated tokens are linear)";
+
+    ox_tensor *in = ox_tensor_empty(ctx, OX_I32, OX_DIMS(1, n_prompt));
+    ox_tensor *pm = ox_tensor_empty(ctx, OX_I32, OX_DIMS(1, n_prompt));
+    if (in && pm)
+        for (int64_t t = 0; t < n_prompt; t++) {
+            ox_tensor_i32(in)[t] = (uint8_t)prompt[t] < V ? (uint8_t)prompt[t] : 0;
+            ox_tensor_i32(pm)[t] = map[t];
+        }
+    double t0 = cli_now();
+    if (!in || !pm || ox_oryx_decoder_init(ctx, &d, &m, 1, total, flags) ||
+        ox_oryx_decoder_prefill(ctx, &d, in, pm, NULL) || (!attn_later && ox_oryx_decoder_drop_kv(ctx, &d, -1))) {
+        code = cli_fail(CLI_ERR_RUN, G, "%s", ox_ctx_message(ctx));
+        goto done;
+    }
+    double t1 = cli_now();
+    fwrite(prompt, 1, (size_t)n_prompt, stdout);
+    fflush(stdout);
+    ox_oryx_sampler smp = { .temperature = temperature, .top_k = top_k };
+    ox_rng rng = ox_rng_seed((uint64_t)seed);
+    for (int64_t i = 0; i < tokens; i++) {
+        int32_t tok = ox_oryx_sample_token(ctx, ox_tensor_f32(d.logits), V, &smp, &rng);
+        if (tok < 0) {
+            code = cli_fail(CLI_ERR_RUN, G, "%s", ox_ctx_message(ctx));
+            goto done;
+        }
+        putchar(tok);
+        fflush(stdout);
+        if (i + 1 < tokens && ox_oryx_decoder_step(ctx, &d, &tok, &map[n_prompt + i], 1)) {
+            code = cli_fail(CLI_ERR_RUN, G, "%s", ox_ctx_message(ctx));
+            goto done;
+        }
+    }
+    double t2 = cli_now();
+    int64_t n_attn = 0;
+    for (int64_t i = n_prompt; i < total; i++)
+        n_attn += map[i] == OX_ORYX_ATTN;
+    printf("\n-- %lld tokens in %.2f s (%.1f tokens/s; prompt of %lld in %.2f s); modes %s, %lld of %lld generated "
+           "tokens ATTN; KV cache kept: %s\n",
+           (long long)tokens, t2 - t1, t2 > t1 ? (double)tokens / (t2 - t1) : 0.0, (long long)n_prompt, t1 - t0,
+           spec.text, (long long)n_attn, (long long)tokens, kv_note);
+done:
+    ox_oryx_decoder_free(&d);
+    ox_oryx_model_free(&m);
+    if (ctx)
+        ox_ctx_free(ctx);
+    free(map);
+    cli_spec_free(&spec);
+    return code;
+}

@@ -1,0 +1,43 @@
+/* main.c - bin/oryx: the program a person runs. Dispatches to the subcommands train, generate, eval and
+ * info (one file each in cli/); `oryx --help` lists them, `oryx <command> --help` lists every flag with
+ * its default. Errors are one line on stderr and a non-zero exit code (cli.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char usage[] =
+    "usage: oryx <command> [options]     (oryx <command> --help lists every option and its default)\n"
+    "\n"
+    "commands:\n"
+    "  train     train an Oryx-family byte-level language model on a text file\n"
+    "            oryx train --data FILE --preset NAME --steps N --out CKPT [--resume CKPT] [--seed S]\n"
+    "  generate  stream text from a checkpoint\n"
+    "            oryx generate --ckpt CKPT --prompt TEXT --tokens N --modes SPEC\n"
+    "  eval      validation loss and bits per byte of a checkpoint on a text file\n"
+    "            oryx eval --ckpt CKPT --data FILE --modes SPEC\n"
+    "  info      a checkpoint's configuration, parameter report and size\n"
+    "            oryx info --ckpt CKPT\n"
+    "\n"
+    "SPEC (mode schedule): attn | lin | mixed:<f> | every:<N> | prompt-attn (generate) | a file of 'a'/'l'\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_fail(CLI_ERR_USAGE, "", "no command given (try: oryx --help)");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return CLI_OK;
+    }
+    if (strcmp(cmd, "train") == 0)
+        return cli_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "generate") == 0)
+        return cli_generate(argc - 1, argv + 1);
+    if (strcmp(cmd, "eval") == 0)
+        return cli_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "info") == 0)
+        return cli_info(argc - 1, argv + 1);
+    return cli_fail(CLI_ERR_USAGE, "", "unknown command '%s' (commands: train, generate, eval, info; see oryx --help)",
+                    cmd);
+}

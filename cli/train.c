@@ -1,0 +1,432 @@
+/* train.c - `oryx train`: a byte-level Oryx-family language model on a text file, driven by the trainer of
+ * models/oryx/train.h (AdamW, cosine schedule with warmup, clipping, accumulation, per-micro-batch mode maps,
+ * resumable checkpoints) on the corpus of models/oryx/data.h (last 10% = validation split).
+ *
+ * This file adds what a person at a terminal needs: flags with defaults, checks that turn bad input into one
+ * line and an exit code before any file is written, a progress bar on a terminal (plain log lines
+ * otherwise), the validation loss every --eval-every steps (ox_oryx_evaluate_bytes on the first
+ * --eval-windows windows of the validation part, all ATTN), the loss history <out>.loss.csv
+ * (step,loss,val_loss,lr,tokens_per_s), checkpoints (ox_oryx_train_save: <out>.safetensors +
+ * <out>.state.safetensors) every --save-every steps and at the end, and Ctrl-C: the SIGINT handler only
+ * sets a flag; the loop sees it after the current step, saves a checkpoint and exits with 130. */
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "autograd/tape.h"
+#include "cli/cli.h"
+#include "models/oryx/checkpoint.h"
+#include "models/oryx/train.h"
+
+static volatile sig_atomic_t g_interrupted = 0;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    g_interrupted = 1;
+}
+
+static const char train_help[] =
+    "usage: oryx train [options]\n"
+    "\n"
+    "Trains a byte-level language model on a text file (last 10% = validation split).\n"
+    "  --data FILE        training text (default data/tinyshakespeare.txt)\n"
+    "  --preset NAME      transformer, gdn, mamba2, hybrid-gdn, hybrid-mamba2, oryx-gdn, oryx-mamba2\n"
+    "                     (default oryx-gdn)\n"
+    "  --steps N          optimizer steps, >= 1 (default 1000: about 4 minutes on 2 cores)\n"
+    "  --out CKPT         checkpoint name: writes CKPT.safetensors, CKPT.state.safetensors, CKPT.loss.csv\n"
+    "                     (default runs/oryx)\n"
+    "  --resume CKPT      continue from a checkpoint: model, optimizer and sampler state, step and every\n"
+    "                     hyper-parameter come from it (only --steps, --threads and --out apply)\n"
+    "  --seed S           seed of initialisation, data windows and mode maps (default 1234)\n"
+    "  --threads N        threads, 0 = all cores (default 0)\n"
+    "  --d-model D        model width (default 128)\n"
+    "  --layers L         layers (default 4)\n"
+    "  --heads H          heads; must divide D (default 4)\n"
+    "  --d-k K            key/query head size, even (default D / H)\n"
+    "  --d-v V            value head size (default D / H)\n"
+    "  --mlp-hidden F     SwiGLU hidden size (default 32 * ceil(8D / 96))\n"
+    "  --batch B          sequences per micro-batch (default 16)\n"
+    "  --seq T            tokens (bytes) per sequence (default 128; on --resume the checkpoint's)\n"
+    "  --accum N          micro-batches per step (default 1)\n"
+    "  --lr X             peak learning rate (default 3e-3)\n"
+    "  --lr-min X         final learning rate of the cosine (default lr / 10)\n"
+    "  --warmup N         linear warmup steps (default 50)\n"
+    "  --clip X           gradient-norm clip (default 1.0)\n"
+    "  --wd X             AdamW weight decay (default 0.1)\n"
+    "  --modes SPEC       training mode maps: mixed (MODELS 8 sampler, per sequence r in {0,1/4,1/2,3/4,1},\n"
+    "                     then each 64-token chunk ATTN with probability r), attn, lin, mixed:<f>, every:<N>,\n"
+    "                     or a file of 'a'/'l' (default mixed)\n"
+    "  --eval-every N     validation loss every N steps, 0 = only at the end (default 100)\n"
+    "  --eval-windows N   validation windows scored each time (default 32)\n"
+    "  --save-every N     checkpoint every N steps, 0 = only at the end (default 200)\n"
+    "  --log-every N      log line every N steps when not on a terminal (default 10)\n"
+    "  -h, --help         this text\n";
+
+typedef struct train_opts {
+    const char *data, *preset, *out, *resume, *modes;
+    int64_t steps, seed, threads, d_model, layers, heads, d_k, d_v, mlp_hidden, batch, seq, accum, warmup;
+    int64_t eval_every, eval_windows, save_every, log_every;
+    double lr, lr_min, clip, wd;
+} train_opts;
+
+static int parse_opts(int argc, char **argv, train_opts *o)
+{
+    enum {
+        O_DATA = 256, O_PRESET, O_STEPS, O_OUT, O_RESUME, O_SEED, O_THREADS, O_DMODEL, O_LAYERS, O_HEADS, O_DK,
+        O_DV, O_MLP, O_BATCH, O_SEQ, O_ACCUM, O_LR, O_LRMIN, O_WARMUP, O_CLIP, O_WD, O_MODES, O_EVAL, O_EVALW,
+        O_SAVE, O_LOG
+    };
+    static const struct option opts[] = {
+        { "data", required_argument, 0, O_DATA },       { "preset", required_argument, 0, O_PRESET },
+        { "steps", required_argument, 0, O_STEPS },     { "out", required_argument, 0, O_OUT },
+        { "resume", required_argument, 0, O_RESUME },   { "seed", required_argument, 0, O_SEED },
+        { "threads", required_argument, 0, O_THREADS }, { "d-model", required_argument, 0, O_DMODEL },
+        { "layers", required_argument, 0, O_LAYERS },   { "heads", required_argument, 0, O_HEADS },
+        { "d-k", required_argument, 0, O_DK },          { "d-v", required_argument, 0, O_DV },
+        { "mlp-hidden", required_argument, 0, O_MLP },  { "batch", required_argument, 0, O_BATCH },
+        { "seq", required_argument, 0, O_SEQ },         { "accum", required_argument, 0, O_ACCUM },
+        { "lr", required_argument, 0, O_LR },           { "lr-min", required_argument, 0, O_LRMIN },
+        { "warmup", required_argument, 0, O_WARMUP },   { "clip", required_argument, 0, O_CLIP },
+        { "wd", required_argument, 0, O_WD },           { "modes", required_argument, 0, O_MODES },
+        { "eval-every", required_argument, 0, O_EVAL }, { "eval-windows", required_argument, 0, O_EVALW },
+        { "save-every", required_argument, 0, O_SAVE }, { "log-every", required_argument, 0, O_LOG },
+        { "help", no_argument, 0, 'h' },                { 0, 0, 0, 0 }
+    };
+    *o = (train_opts){ .data = "data/tinyshakespeare.txt", .preset = "oryx-gdn", .out = "runs/oryx",
+                       .modes = "mixed", .steps = 1000, .seed = 1234, .d_model = 128, .layers = 4, .heads = 4,
+                       .batch = 16, .accum = 1, .warmup = 50, .eval_every = 100, .eval_windows = 32,
+                       .save_every = 200, .log_every = 10, .lr = 3e-3, .lr_min = -1, .clip = 1.0, .wd = 0.1 };
+    const char *T = "train";
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case O_DATA: o->data = optarg; break;
+        case O_PRESET: o->preset = optarg; break;
+        case O_OUT: o->out = optarg; break;
+        case O_RESUME: o->resume = optarg; break;
+        case O_MODES: o->modes = optarg; break;
+        case O_STEPS: bad = cli_parse_i64(T, "steps", optarg, 1, INT64_C(1) << 40, &o->steps); break;
+        case O_SEED: bad = cli_parse_i64(T, "seed", optarg, 0, INT64_MAX, &o->seed); break;
+        case O_THREADS: bad = cli_parse_i64(T, "threads", optarg, 0, 1024, &o->threads); break;
+        case O_DMODEL: bad = cli_parse_i64(T, "d-model", optarg, 1, 1 << 16, &o->d_model); break;
+        case O_LAYERS: bad = cli_parse_i64(T, "layers", optarg, 1, OX_ORYX_MAX_LAYERS, &o->layers); break;
+        case O_HEADS: bad = cli_parse_i64(T, "heads", optarg, 1, 1024, &o->heads); break;
+        case O_DK: bad = cli_parse_i64(T, "d-k", optarg, 2, 1 << 14, &o->d_k); break;
+        case O_DV: bad = cli_parse_i64(T, "d-v", optarg, 1, 1 << 14, &o->d_v); break;
+        case O_MLP: bad = cli_parse_i64(T, "mlp-hidden", optarg, 1, 1 << 18, &o->mlp_hidden); break;
+        case O_BATCH: bad = cli_parse_i64(T, "batch", optarg, 1, 4096, &o->batch); break;
+        case O_SEQ: bad = cli_parse_i64(T, "seq", optarg, 2, 1 << 16, &o->seq); break;
+        case O_ACCUM: bad = cli_parse_i64(T, "accum", optarg, 1, 4096, &o->accum); break;
+        case O_WARMUP: bad = cli_parse_i64(T, "warmup", optarg, 0, INT64_C(1) << 40, &o->warmup); break;
+        case O_EVAL: bad = cli_parse_i64(T, "eval-every", optarg, 0, INT64_C(1) << 40, &o->eval_every); break;
+        case O_EVALW: bad = cli_parse_i64(T, "eval-windows", optarg, 1, 1 << 20, &o->eval_windows); break;
+        case O_SAVE: bad = cli_parse_i64(T, "save-every", optarg, 0, INT64_C(1) << 40, &o->save_every); break;
+        case O_LOG: bad = cli_parse_i64(T, "log-every", optarg, 1, INT64_C(1) << 40, &o->log_every); break;
+        case O_LR: bad = cli_parse_f64(T, "lr", optarg, 0, 10, &o->lr); break;
+        case O_LRMIN: bad = cli_parse_f64(T, "lr-min", optarg, 0, 10, &o->lr_min); break;
+        case O_CLIP: bad = cli_parse_f64(T, "clip", optarg, 1e-12, 1e12, &o->clip); break;
+        case O_WD: bad = cli_parse_f64(T, "wd", optarg, 0, 10, &o->wd); break;
+        case 'h': fputs(train_help, stdout); return -1;
+        default: return cli_bad_option(T, c, argv);
+        }
+        if (bad)
+            return CLI_ERR_USAGE;
+    }
+    if (optind < argc)
+        return cli_fail(CLI_ERR_USAGE, T, "unexpected argument '%s' (see oryx train --help)", argv[optind]);
+    if (o->lr_min < 0)
+        o->lr_min = o->lr / 10;
+    return 0;
+}
+
+/* The configuration from the preset and size flags; CLI_ERR_USAGE with one line on nonsense. */
+static int build_config(ox_ctx *ctx, const train_opts *o, ox_oryx_config *cfg)
+{
+    if (ox_oryx_config_preset(ctx, o->preset, o->layers, cfg))
+        return cli_fail(CLI_ERR_USAGE, "train", "%s", ox_ctx_message(ctx));
+    if (o->d_model % o->heads)
+        return cli_fail(CLI_ERR_USAGE, "train", "--heads %lld does not divide --d-model %lld", (long long)o->heads,
+                        (long long)o->d_model);
+    cfg->d_model = o->d_model;
+    cfg->n_heads = o->heads;
+    cfg->d_k = o->d_k ? o->d_k : o->d_model / o->heads;
+    cfg->d_v = o->d_v ? o->d_v : o->d_model / o->heads;
+    cfg->mlp_hidden = o->mlp_hidden ? o->mlp_hidden : ox_oryx_default_mlp_hidden(o->d_model);
+    if (cfg->d_k % 2)
+        return cli_fail(CLI_ERR_USAGE, "train", "the key head size %lld (D / H unless --d-k) must be even for RoPE",
+                        (long long)cfg->d_k);
+    if (ox_oryx_config_validate(ctx, cfg))
+        return cli_fail(CLI_ERR_USAGE, "train", "%s", ox_ctx_message(ctx));
+    return 0;
+}
+
+/* mkdir -p of the folder part of path (nothing when there is none). */
+static int make_parent_dirs(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0777) && access(buf, F_OK))
+            return -1;
+        *p = '/';
+    }
+    return 0;
+}
+
+/* The trainer's map spec for a training SPEC ("mixed" = MODELS 8 with the default ratio set; mixed:<f> = one
+ * ratio f; every:<N> and map files become ATTN position lists, at most OX_ORYX_MAX_POSITIONS per window). */
+static int train_map_spec(const char *modes, const cli_spec *spec, int64_t T, uint64_t seed, ox_oryx_map_spec *ms)
+{
+    memset(ms, 0, sizeof *ms);
+    ms->chunk = CLI_SPEC_CHUNK;
+    ms->seed = seed;
+    if (strcmp(modes, "mixed") == 0) {
+        ms->kind = OX_ORYX_MAP_MIXED;
+        return 0;
+    }
+    switch (spec->kind) {
+    case CLI_SPEC_ATTN: ms->kind = OX_ORYX_MAP_ATTN; return 0;
+    case CLI_SPEC_LIN: ms->kind = OX_ORYX_MAP_LIN; return 0;
+    case CLI_SPEC_MIXED:
+        ms->kind = OX_ORYX_MAP_MIXED;
+        ms->n_ratios = 1;
+        ms->ratios[0] = spec->fraction;
+        return 0;
+    default: break;
+    }
+    int32_t *map = malloc(sizeof *map * (size_t)T);
+    if (!map)
+        return cli_fail(CLI_ERR_RUN, "train", "out of memory");
+    cli_spec_fill(spec, seed, 0, 0, T, 0, map);
+    ms->kind = OX_ORYX_MAP_POSITIONS;
+    int code = 0;
+    for (int64_t t = 0; t < T && !code; t++) {
+        if (!map[t])
+            continue;
+        if (ms->n_positions == OX_ORYX_MAX_POSITIONS)
+            code = cli_fail(CLI_ERR_USAGE, "train", "--modes %s puts more than %d ATTN positions in a window of %lld "
+                            "(the trainer's limit): use attn, lin, mixed or mixed:<f>",
+                            spec->text, OX_ORYX_MAX_POSITIONS, (long long)T);
+        else
+            ms->positions[ms->n_positions++] = t;
+    }
+    free(map);
+    return code;
+}
+
+static void progress(int tty, int64_t step, int64_t steps, double loss, double val, double lr, double tok_s,
+                     double eta)
+{
+    char eta_s[32], val_s[32] = "-";
+    cli_format_duration(eta, eta_s, sizeof eta_s);
+    if (val >= 0)
+        snprintf(val_s, sizeof val_s, "%.4f", val);
+    if (tty) {
+        char bar[31];
+        int fill = (int)(30 * step / steps);
+        for (int i = 0; i < 30; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[30] = 0;
+        printf("\r[%s] step %lld/%lld  loss %.4f  val %s  %.0f tok/s  ETA %s\033[K", bar, (long long)step,
+               (long long)steps, loss, val_s, tok_s, eta_s);
+    } else
+        printf("step %lld/%lld loss %.4f val %s lr %.2e tok/s %.0f eta %s\n", (long long)step, (long long)steps, loss,
+               val_s, lr, tok_s, eta_s);
+    fflush(stdout);
+}
+
+int cli_train(int argc, char **argv)
+{
+    train_opts o;
+    int code = parse_opts(argc, argv, &o);
+    if (code)
+        return code < 0 ? CLI_OK : code;
+    cli_spec spec;
+    memset(&spec, 0, sizeof spec);
+    if (strcmp(o.modes, "mixed") && cli_spec_parse("train", o.modes, 0, &spec))
+        return CLI_ERR_USAGE;
+
+    char model_path[4096], state_path[4096], csv_path[4096], prefix[4096], resume_prefix[4096];
+    if (cli_ckpt_paths(o.out, prefix, model_path, state_path, csv_path, sizeof model_path) ||
+        (o.resume && cli_ckpt_paths(o.resume, resume_prefix, NULL, NULL, NULL, sizeof resume_prefix))) {
+        cli_spec_free(&spec);
+        return cli_fail(CLI_ERR_USAGE, "train", "--out or --resume name is empty or too long");
+    }
+    ox_ctx *ctx = ox_ctx_new();
+    uint8_t *bytes = NULL;
+    int64_t len = 0;
+    ox_oryx_data data;
+    ox_oryx_model m;
+    ox_oryx_trainer tr;
+    memset(&data, 0, sizeof data);
+    memset(&m, 0, sizeof m);
+    memset(&tr, 0, sizeof tr);
+    FILE *csv = NULL;
+    int64_t T = o.seq ? o.seq : 128;
+    if (!ctx)
+        code = cli_fail(CLI_ERR_RUN, "train", "out of memory");
+
+    /* Everything that can be wrong with the input is checked before any file is written. */
+    ox_oryx_config cfg;
+    if (!code && !o.resume)
+        code = build_config(ctx, &o, &cfg);
+    if (!code)
+        code = cli_read_file("train", "data file", o.data, &bytes, &len);
+    if (!code && o.resume) {    /* the training length is the checkpoint's */
+        int64_t ck_seq = -1, ck_step = -1;
+        code = cli_load_model(ctx, "train", o.resume, &m, &ck_step, &ck_seq);
+        ox_oryx_model_free(&m);
+        if (!code && ck_seq >= 1)
+            T = ck_seq;
+    }
+    if (!code && ox_oryx_data_from_bytes(ctx, bytes, len, T, &data))
+        code = cli_fail(CLI_ERR_INPUT, "train", "data file '%s' (%lld bytes) with --seq %lld: %s", o.data,
+                        (long long)len, (long long)T, ox_ctx_message(ctx));
+    ox_oryx_train_config tc = ox_oryx_train_defaults();
+    if (!code && !o.resume) {
+        tc.batch = o.batch;
+        tc.seq_len = T;
+        tc.accum = o.accum;
+        tc.lr_max = o.lr;
+        tc.lr_min = o.lr_min;
+        tc.warmup = o.warmup;
+        tc.total_steps = o.steps;
+        tc.clip = o.clip;
+        tc.adamw.wd = (float)o.wd;
+        tc.seed = (uint64_t)o.seed;
+        code = train_map_spec(o.modes, &spec, T, (uint64_t)o.seed + 1, &tc.map);
+    }
+    if (!code) {
+        ox_ctx_set_threads(ctx, (int)o.threads);
+        if (o.resume) {
+            if (ox_oryx_train_resume(ctx, resume_prefix, &m, &data, &tr))
+                code = cli_fail(CLI_ERR_INPUT, "train", "cannot resume from '%s': %s", o.resume, ox_ctx_message(ctx));
+            else
+                tr.cfg.total_steps = o.steps;   /* --steps extends (or ends) the run; the rest is the checkpoint's */
+        } else {
+            ox_rng rng = ox_rng_seed((uint64_t)o.seed);
+            if (ox_oryx_model_init(ctx, &m, &cfg, &rng))
+                code = cli_fail(CLI_ERR_USAGE, "train", "%s", ox_ctx_message(ctx));
+            else if (ox_oryx_trainer_init(ctx, &tr, &m, &data, &tc))
+                code = cli_fail(CLI_ERR_USAGE, "train", "%s", ox_ctx_message(ctx));
+        }
+    }
+    if (!code && make_parent_dirs(prefix))
+        code = cli_fail(CLI_ERR_RUN, "train", "cannot create the folder of '%s'", model_path);
+    if (!code) {
+        /* A resumed run appends to an existing history at the same name; otherwise it starts one. */
+        int append = o.resume && access(csv_path, F_OK) == 0;
+        csv = fopen(csv_path, append ? "a" : "w");
+        if (!csv)
+            code = cli_fail(CLI_ERR_RUN, "train", "cannot write '%s'", csv_path);
+        else if (!append)
+            fprintf(csv, "step,loss,val_loss,lr,tokens_per_s\n");
+    }
+    if (code)
+        goto done;
+
+    const ox_oryx_config *c = &m.cfg;
+    const ox_oryx_train_config *k = &tr.cfg;
+    int tty = isatty(STDOUT_FILENO);
+    printf("train %s (%s, D %lld, L %lld, H %lld, %lld parameters) on %s: %lld train / %lld val bytes\n",
+           o.resume ? o.resume : o.preset, ox_oryx_config_arch(c), (long long)c->d_model, (long long)c->n_layers,
+           (long long)c->n_heads, (long long)ox_nn_params_numel(&m.params), o.data, (long long)data.n_train,
+           (long long)data.n_val);
+    printf("steps %lld..%lld, batch %lld x %lld x accum %lld, lr %.2e -> %.2e, modes %s, threads %d\n",
+           (long long)tr.step, (long long)k->total_steps, (long long)k->batch, (long long)k->seq_len,
+           (long long)k->accum, k->lr_max, k->lr_min, o.resume ? "(checkpoint's)" : o.modes, ox_ctx_threads(ctx));
+    fflush(stdout);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND;   /* a second Ctrl-C stops at once (saves are atomic) */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+
+    ox_oryx_map_spec attn = { .kind = OX_ORYX_MAP_ATTN };
+    int64_t start_step = tr.step, n_eval = o.eval_windows * (k->seq_len + 1);
+    if (n_eval > data.n_val)
+        n_eval = data.n_val;
+    double t0 = cli_now(), val = -1, loss_avg = 0;
+    int bad_steps = 0;
+    while (tr.step < k->total_steps && !g_interrupted) {
+        ox_oryx_train_stats st;
+        ox_status s = ox_oryx_train_step(ctx, &tr, &st);
+        if (s == OX_ERR_NUMERIC && ++bad_steps < 10) {
+            /* weights and moments untouched; the sampler has moved on, so the retry sees other batches */
+            fprintf(stderr, "oryx train: step %lld retried: %s\n", (long long)tr.step + 1, ox_ctx_message(ctx));
+            ox_ctx_clear_error(ctx);
+            continue;
+        }
+        bad_steps = 0;
+        if (s) {
+            code = cli_fail(CLI_ERR_RUN, "train", "step %lld: %s", (long long)tr.step + 1, ox_ctx_message(ctx));
+            break;
+        }
+        int64_t step = tr.step;
+        loss_avg = step == start_step + 1 ? st.loss : 0.9 * loss_avg + 0.1 * st.loss;
+        int eval_now = step == k->total_steps || (o.eval_every && step % o.eval_every == 0);
+        double this_val = -1;
+        if (eval_now) {
+            ox_oryx_eval ev;
+            if (ox_oryx_evaluate_bytes(ctx, &m, data.bytes + data.n_train, n_eval, k->seq_len, &attn, &ev)) {
+                code = cli_fail(CLI_ERR_RUN, "train", "validation at step %lld: %s", (long long)step,
+                                ox_ctx_message(ctx));
+                break;
+            }
+            val = this_val = ev.nats;
+        }
+        double el = cli_now() - t0;
+        double tok_s = (double)((step - start_step) * k->batch * k->seq_len * k->accum) / (el > 1e-9 ? el : 1e-9);
+        double eta = el / (double)(step - start_step) * (double)(k->total_steps - step);
+        fprintf(csv, "%lld,%.6f,", (long long)step, st.loss);
+        if (this_val >= 0)
+            fprintf(csv, "%.6f", this_val);
+        fprintf(csv, ",%.6g,%.1f\n", st.lr, tok_s);
+        fflush(csv);
+        if (tty || step % o.log_every == 0 || eval_now)
+            progress(tty, step, k->total_steps, loss_avg, val, st.lr, tok_s, eta);
+        if (o.save_every && step % o.save_every == 0 && step < k->total_steps) {
+            if (ox_oryx_train_save(ctx, &tr, prefix)) {
+                code = cli_fail(CLI_ERR_RUN, "train", "%s", ox_ctx_message(ctx));
+                break;
+            }
+        }
+    }
+    if (tty)
+        printf("\n");
+    if (!code) {
+        if (ox_oryx_train_save(ctx, &tr, prefix))
+            code = cli_fail(CLI_ERR_RUN, "train", "%s", ox_ctx_message(ctx));
+        else if (g_interrupted) {
+            printf("interrupted at step %lld: checkpoint saved to %s (resume with --resume %s)\n", (long long)tr.step,
+                   model_path, o.out);
+            code = CLI_ERR_INTERRUPTED;
+        } else
+            printf("done: step %lld, loss %.4f, val_loss %.4f; checkpoint %s, history %s\n", (long long)tr.step,
+                   loss_avg, val, model_path, csv_path);
+    }
+done:
+    if (csv)
+        fclose(csv);
+    ox_oryx_trainer_free(&tr);
+    ox_oryx_model_free(&m);
+    ox_oryx_data_free(&data);
+    if (ctx)
+        ox_ctx_free(ctx);
+    free(bytes);
+    cli_spec_free(&spec);
+    return code;
+}
