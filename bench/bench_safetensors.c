@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,8 +39,10 @@ int main(void)
     if (!ctx)
         return 1;
     ox_rng rng = ox_rng_seed(1);
-    char dir[] = "/tmp/ox_st_bench_XXXXXX", path[128], names[NT][32];
-    if (!mkdtemp(dir))
+    /* a fresh private directory named after the process (mkdir fails if it exists) */
+    char dir[64], path[128], names[NT][32];
+    snprintf(dir, sizeof dir, "/tmp/ox_st_bench_%ld", (long)getpid());
+    if (mkdir(dir, 0700) != 0)
         return 1;
     snprintf(path, sizeof path, "%s/ck.safetensors", dir);
     ox_st_entry src[NT], dst[NT];
