@@ -189,6 +189,47 @@ Test(safetensors, header_is_padded_sorted_and_contiguous)
     ox_ctx_free(ctx);
 }
 
+/* ox_safetensors_read_meta: the metadata only, n = 0 without "__metadata__", the header errors of the
+ * readers, NULL on failure. */
+Test(safetensors, read_meta_returns_the_metadata_only)
+{
+    ox_ctx *ctx = test_ctx();
+    char dir[64], path[128];
+    make_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    ox_st_entry e = { "w", ox_tensor_full(ctx, OX_F32, OX_DIMS(3), 2.0) };
+    ox_st_kv kv[] = { { "arch", "oryx" }, { "step", "12" } };
+    assert_ok(ctx, ox_safetensors_write(ctx, path, &e, 1, kv, 2));
+    ox_st_meta *meta = NULL;
+    assert_ok(ctx, ox_safetensors_read_meta(ctx, path, &meta));
+    cr_assert_not_null(meta);
+    cr_assert_eq(meta->n, 2);
+    cr_assert_str_eq(ox_st_meta_get(meta, "arch"), "oryx");
+    cr_assert_str_eq(ox_st_meta_get(meta, "step"), "12");
+    ox_st_meta_free(meta);
+
+    assert_ok(ctx, ox_safetensors_write(ctx, path, &e, 1, NULL, 0));
+    assert_ok(ctx, ox_safetensors_read_meta(ctx, path, &meta));
+    cr_assert_not_null(meta);
+    cr_assert_eq(meta->n, 0);
+    ox_st_meta_free(meta);
+
+    write_st(path, "\"a\":1}", 28);
+    meta = (ox_st_meta *)1;
+    cr_assert_eq(ox_safetensors_read_meta(ctx, path, &meta), OX_ERR_FORMAT);
+    cr_assert_null(meta);
+    cr_assert(strstr(ox_ctx_message(ctx), "does not start with '{'"), "%s", ox_ctx_message(ctx));
+    ox_ctx_clear_error(ctx);
+    snprintf(path, sizeof path, "%s/absent.safetensors", dir);
+    cr_assert_eq(ox_safetensors_read_meta(ctx, path, &meta), OX_ERR_IO);
+    cr_assert_null(meta);
+    ox_ctx_clear_error(ctx);
+    cr_assert_eq(ox_safetensors_read_meta(ctx, path, NULL), OX_ERR_ARG);
+    ox_ctx_clear_error(ctx);
+    remove_tree(dir);
+    ox_ctx_free(ctx);
+}
+
 /* ---- atomic write ---- */
 
 Test(safetensors, failed_write_leaves_old_file_and_no_temp)
