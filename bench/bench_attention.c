@@ -9,6 +9,8 @@
  * Runs of the configurations compared are interleaved, so load from other processes hits them alike.
  * Threads: all cores (the context default).
  * Run: make build/bench/bench_attention && ./build/bench/bench_attention */
+#include "bench_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -19,25 +21,6 @@
 #include "tensor/rng.h"
 
 #define RUNS 7
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
 
 static void die(ox_ctx *ctx)
 {

@@ -2,6 +2,8 @@
  * sequential reference, and the fast path's achieved GFLOP/s against the BLIS sgemm rate measured in the
  * same run. B = 8, H = 4, dk = dv = 64, T = 256 and 1024; medians (and minima) of 7 runs. The flop count
  * is that of the fast path's products (fast_flops); its elementwise work is not counted. */
+#include "bench_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,25 +19,6 @@
 
 typedef ox_status (*mixer_fn)(ox_ctx *, ox_tensor *, ox_tensor *, ox_tensor *, ox_tensor *, ox_tensor *,
                               ox_tensor *, ox_tensor **, ox_tensor **);
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int n)
-{
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return t[n / 2];
-}
 
 /* Flops of the fast path's products (2 m n k per gemm, n^2 m per triangular solve of n x m), forward plus
  * backward (which recomputes the forward's products), summed over full chunks of n = 64. */

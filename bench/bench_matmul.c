@@ -15,6 +15,8 @@
 #include "tensor/gemm.h"
 #include "tensor/rng.h"
 
+#include "bench_util.h"
+
 #include <blis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,25 +25,6 @@
 
 #define REPS 21
 #define WARMUP 2
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void die(ox_ctx *ctx, const char *what)
 {

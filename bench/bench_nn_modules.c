@@ -10,6 +10,8 @@
  *
  *   make build/bench/bench_nn_modules && ./build/bench/bench_nn_modules
  */
+#include "bench_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,13 +38,6 @@ typedef struct bench_in {
     ox_tensor *tok, *tgt;       /* I32, arena-free heap buffers wrapped per run */
     int32_t *tok_data, *tgt_data;
 } bench_in;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static ox_tensor *owned_leaf(ox_ctx *ctx, ox_rng *rng, int ndim, const int64_t *shape, double mean, double std)
 {
@@ -71,12 +66,6 @@ static ox_tensor *op_swiglu(ox_ctx *ctx, bench_in *in) { return ox_nn_swiglu(ctx
 static ox_tensor *op_ce(ox_ctx *ctx, bench_in *in)
 {
     return ox_nn_cross_entropy(ctx, in->z, ox_tensor_from_buffer(ctx, OX_I32, OX_DIMS(BB, TT), in->tgt_data), -1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* median seconds of forward (backward = 0) or forward + backward; *fastest gets the minimum */

@@ -6,25 +6,14 @@
  * under each setting and reports the median cost of one small region:
  *   back to back, and after 50 us / 1 ms / 10 ms of serial work (the gaps a training step has).
  * Programs (bin/oryx, examples) pick the policy from these numbers; the library never sets it. */
+#include "bench_util.h"
+
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static void busy(double seconds)     /* serial work on the main thread, like a BLIS call or bookkeeping */
 {
@@ -49,7 +38,7 @@ static double region_cost(double gap, int reps)
         }
         t[r] = now() - t0;
     }
-    qsort(t, (size_t)reps, sizeof(double), cmp);
+    qsort(t, (size_t)reps, sizeof(double), cmp_double);
     double med = t[reps / 2];
     free(t);
     return med;

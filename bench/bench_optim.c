@@ -9,30 +9,13 @@
 #include "optim/sgd.h"
 #include "tensor/rng.h"
 
+#include "bench_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #define RUNS 21
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *t)
-{
-    qsort(t, RUNS, sizeof *t, cmp_d);
-    return t[RUNS / 2];
-}
 
 static int add(ox_ctx *ctx, ox_nn_params *ps, ox_rng *rng, const char *name, int64_t r, int64_t c)
 {
@@ -97,7 +80,8 @@ int main(void)
             fprintf(stderr, "bench_optim: %s\n", ox_ctx_message(ctx));
             return 1;
         }
-        double a = median(ta), s = median(ts), c = median(tc);   /* median() sorts: [0] is then the min */
+        /* median() sorts: [0] is then the min */
+        double a = median(ta, RUNS), s = median(ts, RUNS), c = median(tc, RUNS);
         printf("  %d thread%s: adamw %6.2f ms (min %5.2f) %5.1f GB/s | sgd %6.2f ms (min %5.2f) %5.1f GB/s | "
                "grad_norm %6.2f ms (min %5.2f) %5.1f GB/s\n", nt, nt > 1 ? "s" : " ", 1e3 * a, 1e3 * ta[0],
                28 * n / a / 1e9, 1e3 * s, 1e3 * ts[0], 20 * n / s / 1e9, 1e3 * c, 1e3 * tc[0], 4 * n / c / 1e9);

@@ -5,6 +5,8 @@
  * Configurations are interleaved run by run, so load from other processes hits them alike.
  * Threads: all cores (the context default).
  * Run: make build/bench/bench_oryx && ./build/bench/bench_oryx */
+#include "bench_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -13,19 +15,6 @@
 #include "models/oryx/modes.h"
 
 #define RUNS 5
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 enum { MAP_NONE, MAP_ATTN, MAP_LIN, MAP_MIXED };
 

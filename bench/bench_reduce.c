@@ -7,6 +7,8 @@
  * to the 1-thread time, and the backward pass at 1 thread (ox_ag_backward_seeded with a ones seed,
  * which includes creating y's gradient and the gradient accumulation into x).
  * The naive loops are also checked against the library result (relative error printed). */
+#include "bench_util.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,25 +21,6 @@
 #define REPS 15
 #define ROWS 4096
 #define COLS 1024
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int n)
-{
-    qsort(t, (size_t)n, sizeof(double), cmp);
-    return t[n / 2];
-}
 
 enum op { SUM_LAST, SUM_FIRST, SUM_ALL, MAX_LAST, MAX_FIRST, LSE_LAST, SOFTMAX, LOG_SOFTMAX, CUMSUM_LAST,
           CUMSUM_FIRST, TRIL, N_OP };

@@ -4,33 +4,17 @@
 #include "tensor/safetensors.h"
 #include "tensor/rng.h"
 
+#include "bench_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define NT 64
 #define RUNS 5
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *t)
-{
-    qsort(t, RUNS, sizeof *t, cmp_d);
-    return t[RUNS / 2];
-}
 
 int main(void)
 {
@@ -38,8 +22,10 @@ int main(void)
     if (!ctx)
         return 1;
     ox_rng rng = ox_rng_seed(1);
-    char dir[] = "/tmp/ox_st_bench_XXXXXX", path[128], names[NT][32];
-    if (!mkdtemp(dir))
+    /* a fresh private directory named after the process (mkdir fails if it exists) */
+    char dir[64], path[128], names[NT][32];
+    snprintf(dir, sizeof dir, "/tmp/ox_st_bench_%ld", (long)getpid());
+    if (mkdir(dir, 0700) != 0)
         return 1;
     snprintf(path, sizeof path, "%s/ck.safetensors", dir);
     ox_st_entry src[NT], dst[NT];
@@ -72,9 +58,9 @@ int main(void)
         return 1;
     }
     printf("safetensors %.0f MiB (%d tensors [512, 512] F32), median of %d:\n", mib, NT, RUNS);
-    printf("  write (tmp + fsync + rename) %8.1f ms  %7.0f MiB/s\n", 1e3 * median(tw), mib / median(tw));
-    printf("  read_strict                  %8.1f ms  %7.0f MiB/s\n", 1e3 * median(ts), mib / median(ts));
-    printf("  load (lenient, allocates)    %8.1f ms  %7.0f MiB/s\n", 1e3 * median(tl), mib / median(tl));
+    printf("  write (tmp + fsync + rename) %8.1f ms  %7.0f MiB/s\n", 1e3 * median(tw, RUNS), mib / median(tw, RUNS));
+    printf("  read_strict                  %8.1f ms  %7.0f MiB/s\n", 1e3 * median(ts, RUNS), mib / median(ts, RUNS));
+    printf("  load (lenient, allocates)    %8.1f ms  %7.0f MiB/s\n", 1e3 * median(tl, RUNS), mib / median(tl, RUNS));
     for (int i = 0; i < NT; i++)
         ox_tensor_free(dst[i].tensor);
     unlink(path);

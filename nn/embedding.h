@@ -1,4 +1,5 @@
-/* embedding.h - token embedding lookup (a fused gather op) and the tied LM head, plus a thin module.
+/* embedding.h - token embedding lookup (ox_ag_gather_rows with embedding argument checks) and the tied LM
+ * head, plus a thin module.
  *
  * Math (MODELS.md 2):
  *     lookup:  h[m, :] = E[idx[m], :]                 backward  dE[idx[m], :] += dh[m, :]
@@ -7,8 +8,8 @@
  * Shapes: E [V, D], idx I32 of any shape (e.g. [B, T]), h [idx..., D], z [..., V].
  * Cost: lookup moves idx.numel * D floats each way; the head is 2 * rows * D * V flops (a GEMM).
  *
- * The lookup's backward is deterministic: threads split the D columns, and each thread adds the rows of
- * dh into dE in index order, so repeated ids sum in a fixed order whatever the thread count.
+ * The lookup is autograd/index.c's gather_rows; its backward is deterministic: every row of dE sums the
+ * rows of dh in index order, so repeated ids sum in a fixed order whatever the thread count.
  *
  *   ox_nn_embedding_t emb;
  *   ox_nn_embedding_init(ctx, &ps, &emb, "embed", V, D, 0.02, &rng);     // "embed.weight"

@@ -478,6 +478,22 @@ static ox_status read_data(ox_ctx *ctx, const st_header *h, const st_info *e, ox
 
 /* ---- strict reader ------------------------------------------------------------------------------------- */
 
+ox_status ox_safetensors_read_meta(ox_ctx *ctx, const char *path, ox_st_meta **meta_out)
+{
+    if (meta_out)
+        *meta_out = NULL;
+    if (ctx->status)
+        return ctx->status;
+    if (!path || !meta_out)
+        return ox_ctx_fail(ctx, OX_ERR_ARG, "safetensors_read_meta: NULL path or meta_out");
+    st_header h;
+    if (read_header(ctx, path, 1, &h))
+        return ctx->status;
+    *meta_out = meta_copy(ctx, path, h.meta);
+    header_close(&h);
+    return ctx->status;
+}
+
 ox_status ox_safetensors_read_strict(ox_ctx *ctx, const char *path, const ox_st_entry *expected,
                                      int64_t n_expected, ox_st_meta **meta_out)
 {

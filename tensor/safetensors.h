@@ -93,6 +93,11 @@ ox_status ox_safetensors_write(ox_ctx *ctx, const char *path, const ox_st_entry 
 ox_status ox_safetensors_read_strict(ox_ctx *ctx, const char *path, const ox_st_entry *expected,
                                      int64_t n_expected, ox_st_meta **meta_out);
 
+/* Only the metadata of path: the header is validated as by ox_safetensors_load (dtype F32 or I32, any names
+ * and shapes) and no tensor data is read. On success *meta_out is the file's metadata (owned, n = 0 if
+ * there is none; free with ox_st_meta_free); on failure it is set to NULL. */
+ox_status ox_safetensors_read_meta(ox_ctx *ctx, const char *path, ox_st_meta **meta_out);
+
 /* Everything in one file, as loaded by ox_safetensors_load. */
 typedef struct ox_st_file {
     int64_t n;                /* number of tensors */

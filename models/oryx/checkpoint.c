@@ -5,7 +5,6 @@
 #include "tensor/alloc.h"
 #include "tensor/safetensors.h"
 
-#include <cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,75 +41,21 @@ ox_status ox_oryx_save(ox_ctx *ctx, const ox_oryx_model *m, const char *path, in
     return ctx->status;
 }
 
-/* The "__metadata__" object of the file's JSON header as an owned cJSON object (NULL + error if the file
- * is not a safetensors file or has no metadata). */
-static cJSON *read_meta_json(ox_ctx *ctx, const char *path)
+/* The file's metadata as a configuration, through tensor/safetensors' header reader (an error naming path
+ * if the file is not a safetensors file, has no metadata, or its metadata is not an Oryx configuration). */
+static ox_status config_from_file(ox_ctx *ctx, const char *path, ox_oryx_config *cfg)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        ox_ctx_fail(ctx, OX_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
+    ox_st_meta *meta = NULL;
+    if (ox_safetensors_read_meta(ctx, path, &meta))
+        return ctx->status;
+    if (meta->n == 0) {
+        ox_st_meta_free(meta);
+        return ox_ctx_fail(ctx, OX_ERR_FORMAT,
+                           "%s: no \"__metadata__\" object, or an empty one: not an oryx checkpoint (MODELS 12.3)",
+                           path);
     }
-    unsigned char lenb[8];
-    cJSON *root = NULL, *meta = NULL;
-    char *text = NULL;
-    if (fread(lenb, 1, 8, f) != 8) {
-        ox_ctx_fail(ctx, OX_ERR_FORMAT, "%s: shorter than the 8-byte header length", path);
-        goto done;
-    }
-    uint64_t N = 0;
-    for (int i = 7; i >= 0; i--)
-        N = (N << 8) | lenb[i];
-    if (N > OX_ST_MAX_HEADER) {
-        ox_ctx_fail(ctx, OX_ERR_FORMAT, "%s: header length %llu exceeds the limit of %d bytes", path,
-                    (unsigned long long)N, OX_ST_MAX_HEADER);
-        goto done;
-    }
-    text = ox_malloc(N + 1);
-    if (!text) {
-        ox_ctx_fail(ctx, OX_ERR_NOMEM, "%s: out of memory reading a header of %llu bytes", path, (unsigned long long)N);
-        goto done;
-    }
-    if (fread(text, 1, N, f) != N) {
-        ox_ctx_fail(ctx, OX_ERR_FORMAT, "%s: header length %llu exceeds the file", path, (unsigned long long)N);
-        goto done;
-    }
-    text[N] = 0;
-    root = cJSON_Parse(text);
-    if (!cJSON_IsObject(root)) {
-        ox_ctx_fail(ctx, OX_ERR_FORMAT, "%s: header is not a JSON object", path);
-        goto done;
-    }
-    meta = cJSON_DetachItemFromObjectCaseSensitive(root, "__metadata__");
-    if (!cJSON_IsObject(meta)) {
-        ox_ctx_fail(ctx, OX_ERR_FORMAT, "%s: no \"__metadata__\" object: not an oryx checkpoint (MODELS 12.3)", path);
-        cJSON_Delete(meta);
-        meta = NULL;
-    }
-done:
-    cJSON_Delete(root);
-    ox_free(text);
-    fclose(f);
-    return meta;
-}
-
-/* Converts the string pairs of a metadata object (a non-string value is an error) into a configuration. */
-static ox_status config_from_json(ox_ctx *ctx, const char *path, const cJSON *meta, ox_oryx_config *cfg)
-{
-    int n = cJSON_GetArraySize(meta);
-    ox_st_kv *kv = ox_malloc(sizeof *kv * (size_t)(n > 0 ? n : 1));
-    if (!kv)
-        return ox_ctx_fail(ctx, OX_ERR_NOMEM, "%s: out of memory", path);
-    int i = 0;
-    for (const cJSON *e = meta->child; e; e = e->next) {
-        if (!cJSON_IsString(e)) {
-            ox_free(kv);
-            return ox_ctx_fail(ctx, OX_ERR_FORMAT, "%s: metadata value of '%s' is not a string", path, e->string);
-        }
-        kv[i++] = (ox_st_kv){ e->string, e->valuestring };
-    }
-    ox_oryx_config_from_meta(ctx, kv, i, cfg);
-    ox_free(kv);
+    ox_oryx_config_from_meta(ctx, meta->kv, meta->n, cfg);
+    ox_st_meta_free(meta);
     if (ctx->status) {      /* prefix the file name */
         ox_status s = ctx->status;
         char msg[sizeof ctx->message];
@@ -127,12 +72,7 @@ ox_status ox_oryx_read_config(ox_ctx *ctx, const char *path, ox_oryx_config *cfg
         return ctx->status;
     if (!path || !cfg)
         return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx read config: path and cfg must not be NULL");
-    cJSON *meta = read_meta_json(ctx, path);
-    if (!meta)
-        return ctx->status;
-    config_from_json(ctx, path, meta, cfg);
-    cJSON_Delete(meta);
-    return ctx->status;
+    return config_from_file(ctx, path, cfg);
 }
 
 /* An optional non-negative integer metadata value: -1 when absent, an error when malformed. */

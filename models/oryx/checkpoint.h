@@ -21,8 +21,8 @@
  * metadata as decimal strings. Returns OX_OK or the recorded error (OX_ERR_IO, OX_ERR_ARG ...). */
 ox_status ox_oryx_save(ox_ctx *ctx, const ox_oryx_model *m, const char *path, int64_t step, int64_t train_seq_len);
 
-/* Reads only the "__metadata__" strings of a safetensors file (header length bound, JSON checked) and
- * converts them to a configuration (ox_oryx_config_from_meta). OX_ERR_IO / OX_ERR_FORMAT on failure. */
+/* Reads only the "__metadata__" strings of a safetensors file (ox_safetensors_read_meta: the whole header
+ * is validated, no tensor data is read) and converts them to a configuration (ox_oryx_config_from_meta). OX_ERR_IO / OX_ERR_FORMAT on failure. */
 ox_status ox_oryx_read_config(ox_ctx *ctx, const char *path, ox_oryx_config *cfg);
 
 /* Builds *m from the configuration in the file's metadata and fills its parameters from the file (strict:
