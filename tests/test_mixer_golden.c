@@ -11,16 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void check_rel(const char *file, const char *what, ox_ctx *ctx, ox_tensor *got, const ox_tensor *ref,
-                      double tol)
-{
-    cr_assert_not_null(got, "%s: %s missing (%s)", file, what, ox_ctx_message(ctx));
-    cr_assert_eq(ox_tensor_numel(got), ox_tensor_numel(ref), "%s: %s size", file, what);
-    ox_tensor *g = ox_tensor_contiguous(ctx, got);
-    double r = rel_err(ox_tensor_f32(g), ox_tensor_f32(ref), ox_tensor_numel(ref));
-    cr_assert_leq(r, tol, "%s: %s rel error %.3g > %.0e", file, what, r, tol);
-}
-
 static void run_golden(const char *file)
 {
     char path[256];
@@ -59,33 +49,33 @@ static void run_golden(const char *file)
     ox_nn_mixer_trace tr = { 0 };
     ox_tensor *y = ox_nn_mixer_forward(ctx, &m, x, NULL, &tr);
     cr_assert_not_null(y, "%s: %s", file, ox_ctx_message(ctx));
-    check_rel(file, "y", ctx, y, ox_st_file_get(f, "y"), 1e-4);
-    check_rel(file, "inter.k", ctx, tr.k, ox_st_file_get(f, "inter.k"), 1e-4);
-    check_rel(file, "inter.v", ctx, tr.v, ox_st_file_get(f, "inter.v"), 1e-4);
-    check_rel(file, "inter.g", ctx, tr.g, ox_st_file_get(f, "inter.g"), 1e-4);
-    check_rel(file, "inter.o", ctx, tr.o, ox_st_file_get(f, "inter.o"), 1e-4);
-    check_rel(file, "inter.q", ctx, cfg.cores == OX_NN_CORE_ATTN ? tr.q_attn : tr.q_lin,
+    assert_rel(ctx, file, "y", y, ox_st_file_get(f, "y"), 1e-4);
+    assert_rel(ctx, file, "inter.k", tr.k, ox_st_file_get(f, "inter.k"), 1e-4);
+    assert_rel(ctx, file, "inter.v", tr.v, ox_st_file_get(f, "inter.v"), 1e-4);
+    assert_rel(ctx, file, "inter.g", tr.g, ox_st_file_get(f, "inter.g"), 1e-4);
+    assert_rel(ctx, file, "inter.o", tr.o, ox_st_file_get(f, "inter.o"), 1e-4);
+    assert_rel(ctx, file, "inter.q", cfg.cores == OX_NN_CORE_ATTN ? tr.q_attn : tr.q_lin,
               ox_st_file_get(f, "inter.q"), 1e-4);
     if (ox_st_file_get(f, "inter.q_rot")) {     /* the T150 attention file */
-        check_rel(file, "inter.q_rot", ctx, tr.q_rot, ox_st_file_get(f, "inter.q_rot"), 1e-4);
-        check_rel(file, "inter.k_rot", ctx, tr.k_rot, ox_st_file_get(f, "inter.k_rot"), 1e-4);
+        assert_rel(ctx, file, "inter.q_rot", tr.q_rot, ox_st_file_get(f, "inter.q_rot"), 1e-4);
+        assert_rel(ctx, file, "inter.k_rot", tr.k_rot, ox_st_file_get(f, "inter.k_rot"), 1e-4);
     }
     if (cfg.cores == OX_NN_CORE_GDN) {
-        check_rel(file, "inter.k_norm", ctx, tr.k_norm, ox_st_file_get(f, "inter.k_norm"), 1e-4);
-        check_rel(file, "inter.beta", ctx, tr.beta, ox_st_file_get(f, "inter.beta"), 1e-4);
-        check_rel(file, "inter.log_alpha", ctx, tr.log_alpha, ox_st_file_get(f, "inter.log_alpha"), 1e-4);
+        assert_rel(ctx, file, "inter.k_norm", tr.k_norm, ox_st_file_get(f, "inter.k_norm"), 1e-4);
+        assert_rel(ctx, file, "inter.beta", tr.beta, ox_st_file_get(f, "inter.beta"), 1e-4);
+        assert_rel(ctx, file, "inter.log_alpha", tr.log_alpha, ox_st_file_get(f, "inter.log_alpha"), 1e-4);
     }
     if (cfg.cores == OX_NN_CORE_MAMBA2)
-        check_rel(file, "inter.dt", ctx, tr.dt, ox_st_file_get(f, "inter.dt"), 1e-4);
+        assert_rel(ctx, file, "inter.dt", tr.dt, ox_st_file_get(f, "inter.dt"), 1e-4);
 
     assert_ok(ctx, ox_ag_backward_seeded(ctx, y, ox_st_file_get(f, "w_out")));
-    check_rel(file, "grad.x", ctx, x->grad, ox_st_file_get(f, "grad.x"), 1e-3);
+    assert_rel(ctx, file, "grad.x", x->grad, ox_st_file_get(f, "grad.x"), 1e-3);
     for (int i = 0; i < ps.n; i++) {
         char gname[200];
         snprintf(gname, sizeof gname, "grad.%s", ps.items[i].name);
         ox_tensor *ref = ox_st_file_get(f, gname);
         cr_assert_not_null(ref, "%s: %s missing", file, gname);
-        check_rel(file, gname, ctx, ps.items[i].t->grad, ref, 1e-3);
+        assert_rel(ctx, file, gname, ps.items[i].t->grad, ref, 1e-3);
     }
     ox_nn_params_free(&ps);
     ox_st_file_free(f);

@@ -88,16 +88,6 @@ static ox_tensor *mixed_map(ox_ctx *ctx, int64_t layers, int64_t B, int64_t T)
     return m;
 }
 
-static void check_rel(ox_ctx *ctx, const char *what, const ox_tensor *got, const ox_tensor *ref, double tol)
-{
-    cr_assert_not_null(got, "%s: %s", what, ox_ctx_message(ctx));
-    cr_assert_not_null(ref, "%s: reference missing", what);
-    cr_assert_eq(ox_tensor_numel(got), ox_tensor_numel(ref), "%s: size", what);
-    ox_tensor *g = ox_tensor_contiguous(ctx, (ox_tensor *)got), *r = ox_tensor_contiguous(ctx, (ox_tensor *)ref);
-    double e = rel_err(ox_tensor_f32(g), ox_tensor_f32(r), ox_tensor_numel(r));
-    cr_assert_leq(e, tol, "%s: rel error %.3g > %.0e", what, e, tol);
-}
-
 /* ---- golden --------------------------------------------------------------------------------------- */
 
 static void run_golden(const char *data_file)
@@ -134,7 +124,7 @@ static void run_golden(const char *data_file)
                    (size_t)m.cfg.vocab * sizeof(float));
     }
     cr_assert_eq(d.pos, T);
-    check_rel(ctx, data_file, all, ref, 1e-4);
+    assert_rel(ctx, "", data_file, all, ref, 1e-4);
     ox_oryx_decoder_free(&d);
     ox_oryx_model_free(&m);
     ox_st_file_free(f);
@@ -204,7 +194,7 @@ static void step_vs_forward(const char *preset, int per_layer_map)
     for (int i = 0; i < 3; i++) {
         snprintf(what, sizeof what, "%s%s, prefill %lld", preset, per_layer_map ? " (per-layer map)" : "",
                  (long long)pre[i]);
-        check_rel(ctx, what, decode_all(ctx, &m, tokens, map, pre[i]), ref, 1e-4);
+        assert_rel(ctx, "", what, decode_all(ctx, &m, tokens, map, pre[i]), ref, 1e-4);
     }
     if (oryx) {     /* all-ATTN and all-LIN maps decode like the forward too */
         for (int v = 0; v < 2; v++) {
@@ -213,7 +203,7 @@ static void step_vs_forward(const char *preset, int per_layer_map)
             ox_tensor *r = ox_oryx_forward(ctx, &m, tokens, fill);
             ox_ag_set_grad_enabled(ctx, prev);
             snprintf(what, sizeof what, "%s, all %s", preset, v ? "ATTN" : "LIN");
-            check_rel(ctx, what, decode_all(ctx, &m, tokens, fill, 20), r, 1e-4);
+            assert_rel(ctx, "", what, decode_all(ctx, &m, tokens, fill, 20), r, 1e-4);
         }
     }
     ox_oryx_model_free(&m);
@@ -252,18 +242,18 @@ static void prefill_state(const char *preset)
                                            ox_tensor_view_narrow(ctx, map, 2, 1, T - 1), NULL));
     cr_assert_eq(par.pos, T);
     cr_assert_eq(seq.pos, T);
-    check_rel(ctx, "prefill logits", par.logits, seq.logits, 1e-4);
+    assert_rel(ctx, "", "prefill logits", par.logits, seq.logits, 1e-4);
     for (int64_t l = 0; l < L; l++) {
         const ox_oryx_decoder_layer *a = &par.layers[l], *b = &seq.layers[l];
-        check_rel(ctx, "ring_k", a->ring_k, b->ring_k, 1e-5);
-        check_rel(ctx, "ring_v", a->ring_v, b->ring_v, 1e-5);
-        check_rel(ctx, "ring_q", a->ring_q, b->ring_q, 1e-5);
-        check_rel(ctx, "linear state", a->state, b->state, 1e-4);
+        assert_rel(ctx, "", "ring_k", a->ring_k, b->ring_k, 1e-5);
+        assert_rel(ctx, "", "ring_v", a->ring_v, b->ring_v, 1e-5);
+        assert_rel(ctx, "", "ring_q", a->ring_q, b->ring_q, 1e-5);
+        assert_rel(ctx, "", "linear state", a->state, b->state, 1e-4);
         cr_assert_eq(a->kv.len, T);
         cr_assert_eq(b->kv.len, T);
-        check_rel(ctx, "KV cache keys", ox_tensor_view_narrow(ctx, a->kv.k, 2, 0, T),
+        assert_rel(ctx, "", "KV cache keys", ox_tensor_view_narrow(ctx, a->kv.k, 2, 0, T),
                   ox_tensor_view_narrow(ctx, b->kv.k, 2, 0, T), 1e-5);
-        check_rel(ctx, "KV cache values", ox_tensor_view_narrow(ctx, a->kv.v, 2, 0, T),
+        assert_rel(ctx, "", "KV cache values", ox_tensor_view_narrow(ctx, a->kv.v, 2, 0, T),
                   ox_tensor_view_narrow(ctx, b->kv.v, 2, 0, T), 1e-5);
     }
     ox_oryx_decoder_free(&par);

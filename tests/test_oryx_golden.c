@@ -15,17 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void check_rel(const char *file, const char *what, ox_ctx *ctx, const ox_tensor *got, const ox_tensor *ref,
-                      double tol)
-{
-    cr_assert_not_null(got, "%s: %s missing (%s)", file, what, ox_ctx_message(ctx));
-    cr_assert_not_null(ref, "%s: reference %s missing", file, what);
-    cr_assert_eq(ox_tensor_numel(got), ox_tensor_numel(ref), "%s: %s size", file, what);
-    ox_tensor *g = ox_tensor_contiguous(ctx, (ox_tensor *)got);
-    double r = rel_err(ox_tensor_f32(g), ox_tensor_f32(ref), ox_tensor_numel(ref));
-    cr_assert_leq(r, tol, "%s: %s rel error %.3g > %.0e", file, what, r, tol);
-}
-
 static void run_model_golden(const char *data_file)
 {
     char path[256];
@@ -50,20 +39,20 @@ static void run_model_golden(const char *data_file)
     int prev = ox_ag_set_grad_enabled(ctx, 0);
     ox_tensor *logits = ox_oryx_forward(ctx, &m, tokens, mode);
     ox_ag_set_grad_enabled(ctx, prev);
-    check_rel(data_file, "logits", ctx, logits, ox_st_file_get(f, "logits"), 1e-4);
+    assert_rel(ctx, data_file, "logits", logits, ox_st_file_get(f, "logits"), 1e-4);
     if (ox_st_file_get(f, "step.logits"))   /* equal to logits in the file; checks our reading of it */
-        check_rel(data_file, "step.logits", ctx, logits, ox_st_file_get(f, "step.logits"), 1e-4);
+        assert_rel(ctx, data_file, "step.logits", logits, ox_st_file_get(f, "step.logits"), 1e-4);
 
     /* the loss over the row and its gradients */
     ox_tensor *loss = ox_oryx_loss(ctx, &m, tokens, mode, NULL);
     cr_assert_not_null(loss, "%s", ox_ctx_message(ctx));
-    check_rel(data_file, "loss", ctx, loss, ox_st_file_get(f, "loss"), 1e-4);
+    assert_rel(ctx, data_file, "loss", loss, ox_st_file_get(f, "loss"), 1e-4);
     assert_ok(ctx, ox_ag_backward(ctx, loss));
     int n_grad = 0;
     for (int i = 0; i < m.params.n; i++) {
         char gname[300];
         snprintf(gname, sizeof gname, "grad.%s", m.params.items[i].name);
-        check_rel(data_file, gname, ctx, m.params.items[i].t->grad, ox_st_file_get(f, gname), 1e-3);
+        assert_rel(ctx, data_file, gname, m.params.items[i].t->grad, ox_st_file_get(f, gname), 1e-3);
         n_grad++;
     }
     /* and the file has no gradient the model lacks */

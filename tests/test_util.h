@@ -39,6 +39,21 @@ static inline double rel_err(const float *a, const float *ref, int64_t n)
     return num / (den > 1e-30 ? den : 1e-30);
 }
 
+/* Asserts rel(got, ref) <= tol (both read in row-major order, any strides); `file` (may be "") and `what`
+ * name the tensor in the failure message. */
+static inline void assert_rel(ox_ctx *ctx, const char *file, const char *what, const ox_tensor *got,
+                              const ox_tensor *ref, double tol)
+{
+    cr_assert_not_null(got, "%s: %s missing (%s)", file, what, ox_ctx_message(ctx));
+    cr_assert_not_null(ref, "%s: reference %s missing", file, what);
+    cr_assert_eq(ox_tensor_numel(got), ox_tensor_numel(ref), "%s: %s size", file, what);
+    ox_tensor *g = ox_tensor_contiguous(ctx, (ox_tensor *)got), *r = ox_tensor_contiguous(ctx, (ox_tensor *)ref);
+    cr_assert_not_null(g, "%s", ox_ctx_message(ctx));
+    cr_assert_not_null(r, "%s", ox_ctx_message(ctx));
+    double e = rel_err(ox_tensor_f32(g), ox_tensor_f32(r), ox_tensor_numel(r));
+    cr_assert_leq(e, tol, "%s: %s rel error %.3g > %.0e", file, what, e, tol);
+}
+
 /* An arena leaf [shape] filled with normal(0, std) values, requiring a gradient. */
 static inline ox_tensor *test_leaf(ox_ctx *ctx, ox_rng *rng, int ndim, const int64_t *shape, double std)
 {
