@@ -94,8 +94,8 @@ void cli_spec_fill(const cli_spec *spec, uint64_t seed, int64_t seq, int64_t pos
  * Adds the summed loss in nats to *nats and the number of predicted bytes to *count. Gradients are off
  * during the call and the context is reset (ox_ctx_reset) after every batch, so the caller must hold no
  * arena tensors across it. Unlike ox_oryx_evaluate_bytes (train.h), whose maps come from an
- * ox_oryx_map_spec (at most 64 listed positions), any SPEC works here, window by window. Returns OX_OK or
- * the library's error (in ctx). */
+ * ox_oryx_map_spec (the same map for every window), the maps here follow the SPEC window by window
+ * (mixed:<f> draws each window's chunks from its own stream). Returns OX_OK or the library's error (in ctx). */
 ox_status cli_score(ox_ctx *ctx, const ox_oryx_model *m, const uint8_t *data, int64_t len, int64_t T,
                     const cli_spec *spec, uint64_t seed, int64_t batch, int64_t max_windows, double *nats,
                     int64_t *count);

@@ -185,10 +185,13 @@ static int make_parent_dirs(const char *path)
 }
 
 /* The trainer's map spec for a training SPEC ("mixed" = MODELS 8 with the default ratio set; mixed:<f> = one
- * ratio f; every:<N> and map files become ATTN position lists, at most OX_ORYX_MAX_POSITIONS per window). */
-static int train_map_spec(const char *modes, const cli_spec *spec, int64_t T, uint64_t seed, ox_oryx_map_spec *ms)
+ * ratio f; every:<N> = the EVERY kind; a map file = the POSITIONS list of its ATTN positions below T, in *pos:
+ * heap, freed by the caller once the trainer is initialised, which keeps its own copy). Any T works. */
+static int train_map_spec(const char *modes, const cli_spec *spec, int64_t T, uint64_t seed, ox_oryx_map_spec *ms,
+                          int64_t **pos)
 {
     memset(ms, 0, sizeof *ms);
+    *pos = NULL;
     ms->chunk = CLI_SPEC_CHUNK;
     ms->seed = seed;
     if (strcmp(modes, "mixed") == 0) {
@@ -203,26 +206,24 @@ static int train_map_spec(const char *modes, const cli_spec *spec, int64_t T, ui
         ms->n_ratios = 1;
         ms->ratios[0] = spec->fraction;
         return 0;
+    case CLI_SPEC_EVERY:
+        ms->kind = OX_ORYX_MAP_EVERY;
+        ms->every = spec->every;
+        return 0;
     default: break;
     }
-    int32_t *map = malloc(sizeof *map * (size_t)T);
-    if (!map)
+    /* a map file (prompt-attn is refused by the parser for train) */
+    int64_t n = spec->map_len < T ? spec->map_len : T, k = 0;
+    *pos = malloc(sizeof **pos * (size_t)(n > 0 ? n : 1));
+    if (!*pos)
         return cli_fail(CLI_ERR_RUN, "train", "out of memory");
-    cli_spec_fill(spec, seed, 0, 0, T, 0, map);
+    for (int64_t t = 0; t < n; t++)
+        if (spec->map[t] == OX_ORYX_ATTN)
+            (*pos)[k++] = t;
     ms->kind = OX_ORYX_MAP_POSITIONS;
-    int code = 0;
-    for (int64_t t = 0; t < T && !code; t++) {
-        if (!map[t])
-            continue;
-        if (ms->n_positions == OX_ORYX_MAX_POSITIONS)
-            code = cli_fail(CLI_ERR_USAGE, "train", "--modes %s puts more than %d ATTN positions in a window of %lld "
-                            "(the trainer's limit): use attn, lin, mixed or mixed:<f>",
-                            spec->text, OX_ORYX_MAX_POSITIONS, (long long)T);
-        else
-            ms->positions[ms->n_positions++] = t;
-    }
-    free(map);
-    return code;
+    ms->n_positions = k;
+    ms->positions = *pos;
+    return 0;
 }
 
 static void progress(int tty, int64_t step, int64_t steps, double loss, double val, double lr, double tok_s,
@@ -273,6 +274,7 @@ int cli_train(int argc, char **argv)
     memset(&m, 0, sizeof m);
     memset(&tr, 0, sizeof tr);
     FILE *csv = NULL;
+    int64_t *map_pos = NULL;   /* a map file's ATTN positions (the trainer copies them) */
     int64_t T = o.seq ? o.seq : 128;
     if (!ctx)
         code = cli_fail(CLI_ERR_RUN, "train", "out of memory");
@@ -305,7 +307,7 @@ int cli_train(int argc, char **argv)
         tc.clip = o.clip;
         tc.adamw.wd = (float)o.wd;
         tc.seed = (uint64_t)o.seed;
-        code = train_map_spec(o.modes, &spec, T, (uint64_t)o.seed + 1, &tc.map);
+        code = train_map_spec(o.modes, &spec, T, (uint64_t)o.seed + 1, &tc.map, &map_pos);
     }
     if (!code) {
         ox_ctx_set_threads(ctx, (int)o.threads);
@@ -427,6 +429,7 @@ done:
     if (ctx)
         ox_ctx_free(ctx);
     free(bytes);
+    free(map_pos);
     cli_spec_free(&spec);
     return code;
 }

@@ -322,6 +322,69 @@ Test(cli, train_resume_eval_info_generate)
     cleanup_dir(dir);
 }
 
+/* Whether the checkpoints <a>.safetensors and <b>.safetensors hold the same step and bit-identical weights. */
+static void assert_same_weights(const char *a, const char *b)
+{
+    ox_ctx *ctx = test_ctx();
+    ox_oryx_model ma, mb;
+    int64_t sa, sb;
+    char path[256];
+    snprintf(path, sizeof path, "%s.safetensors", a);
+    assert_ok(ctx, ox_oryx_load(ctx, path, &ma, &sa, NULL));
+    snprintf(path, sizeof path, "%s.safetensors", b);
+    assert_ok(ctx, ox_oryx_load(ctx, path, &mb, &sb, NULL));
+    cr_assert_eq(sa, sb);
+    cr_assert_eq(ma.params.n, mb.params.n);
+    for (int i = 0; i < ma.params.n; i++) {
+        ox_tensor *x = ma.params.items[i].t, *y = mb.params.items[i].t;
+        cr_assert(memcmp(ox_tensor_f32(x), ox_tensor_f32(y), sizeof(float) * (size_t)ox_tensor_numel(x)) == 0,
+                  "%s and %s differ in %s", a, b, ma.params.items[i].name);
+    }
+    ox_oryx_model_free(&ma);
+    ox_oryx_model_free(&mb);
+    ox_ctx_free(ctx);
+}
+
+/* Training maps have no cap on ATTN positions: at T = 256, every:2 (128 positions per window) trains,
+ * resumes bit-identically (A: 2 steps, B: A resumed to 3, C: 3 straight), and a map file alternating 'l'/'a'
+ * over the 256 positions (the same map as a list of 128 positions) gives the same weights as every:2. */
+Test(cli, train_every_and_map_file_at_t256)
+{
+    char dir[64], data[128], a[128], b[128], c[128], d[128], map[128];
+    make_tmp(dir, sizeof dir);
+    snprintf(data, sizeof data, "%s/text.txt", dir);
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    snprintf(c, sizeof c, "%s/c", dir);
+    snprintf(d, sizeof d, "%s/d", dir);
+    snprintf(map, sizeof map, "%s/map.txt", dir);
+    write_text(data, 6000);
+    char alt[2 * 128 + 2];
+    for (int i = 0; i < 128; i++) {
+        alt[2 * i] = 'l';
+        alt[2 * i + 1] = 'a';
+    }
+    alt[256] = '\n';
+    write_file(map, alt, 257);
+    const char *ta[] = { "train", "--data", data, "--steps", "2", "--out", a, TINY, "--seq", "256", "--modes",
+                         "every:2", NULL };
+    cr_assert_eq(run_oryx(dir, ta), 0);
+    char *out = out_of(dir, "out");
+    cr_assert(strstr(out, "batch 2 x 256") && strstr(out, "modes every:2"), "%s", out);
+    free(out);
+    const char *tb[] = { "train", "--data", data, "--steps", "3", "--out", b, "--resume", a, TINY, NULL };
+    cr_assert_eq(run_oryx(dir, tb), 0);
+    const char *tc[] = { "train", "--data", data, "--steps", "3", "--out", c, TINY, "--seq", "256", "--modes",
+                         "every:2", NULL };
+    cr_assert_eq(run_oryx(dir, tc), 0);
+    const char *td[] = { "train", "--data", data, "--steps", "3", "--out", d, TINY, "--seq", "256", "--modes", map,
+                         NULL };
+    cr_assert_eq(run_oryx(dir, td), 0);
+    assert_same_weights(b, c);
+    assert_same_weights(c, d);
+    cleanup_dir(dir);
+}
+
 Test(cli, help_lists_every_flag)
 {
     char dir[64];

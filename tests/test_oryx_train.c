@@ -155,12 +155,39 @@ Test(oryx_train, map_specs)
     s.kind = OX_ORYX_MAP_LIN;
     cr_assert_eq(count_attn(ox_oryx_map_build(ctx, &s, 0, B, T)), 0);
     /* positions: those >= T are ignored (a shorter evaluation window) */
-    s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_POSITIONS, .n_positions = 3, .positions = { 0, 39, 45 } };
+    const int64_t pos3[] = { 0, 39, 45 };
+    s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_POSITIONS, .n_positions = 3, .positions = pos3 };
     ox_tensor *m = ox_oryx_map_build(ctx, &s, 0, B, T);
     cr_assert_not_null(m, "%s", ox_ctx_message(ctx));
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             cr_assert_eq(ox_tensor_i32(m)[b * T + t], t == 0 || t == 39);
+    /* no cap on the list: 300 positions (every position of T = 300 but multiples of 3, one repeated) */
+    enum { TL = 300 };
+    int64_t many[TL];
+    int64_t nm = 0;
+    for (int64_t t = 0; t < TL; t++)
+        if (t % 3)
+            many[nm++] = t;
+    many[nm++] = 1;
+    cr_assert_gt(nm, 64);
+    s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_POSITIONS, .n_positions = nm, .positions = many };
+    m = ox_oryx_map_build(ctx, &s, 0, B, TL);
+    cr_assert_not_null(m, "%s", ox_ctx_message(ctx));
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < TL; t++)
+            cr_assert_eq(ox_tensor_i32(m)[b * TL + t], t % 3 != 0, "b %d t %d", b, t);
+    /* every N: ATTN at p % N == N - 1, at any T; N = 1 is all ATTN */
+    const int64_t periods[] = { 1, 2, 7, 400 };
+    for (int k = 0; k < 4; k++) {
+        s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_EVERY, .every = periods[k] };
+        m = ox_oryx_map_build(ctx, &s, 0, B, TL);
+        cr_assert_not_null(m, "%s", ox_ctx_message(ctx));
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < TL; t++)
+                cr_assert_eq(ox_tensor_i32(m)[b * TL + t], t % periods[k] == periods[k] - 1, "N %lld t %d",
+                             (long long)periods[k], t);
+    }
     /* fraction: round(0.5 * ceil(40 / 8)) = 3 chunks of 8 (or the short last one) per row */
     s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_FRACTION, .chunk = 8, .fraction = 0.5, .seed = 3 };
     m = ox_oryx_map_build(ctx, &s, 7, B, T);
@@ -179,8 +206,17 @@ Test(oryx_train, map_specs)
     cr_assert_eq(ox_ctx_status(ctx), OX_ERR_ARG);
     cr_assert(strstr(ox_ctx_message(ctx), "ratios[0] = 1.5"), "%s", ox_ctx_message(ctx));
     ox_ctx_clear_error(ctx);
-    s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_POSITIONS, .n_positions = 1, .positions = { -2 } };
+    const int64_t neg[] = { -2 };
+    s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_POSITIONS, .n_positions = 1, .positions = neg };
     cr_assert_null(ox_oryx_map_build(ctx, &s, 0, B, T));
+    cr_assert(strstr(ox_ctx_message(ctx), "positions[0] = -2"), "%s", ox_ctx_message(ctx));
+    ox_ctx_clear_error(ctx);
+    s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_POSITIONS, .n_positions = 2, .positions = NULL };
+    cr_assert_null(ox_oryx_map_build(ctx, &s, 0, B, T));
+    ox_ctx_clear_error(ctx);
+    s = (ox_oryx_map_spec){ .kind = OX_ORYX_MAP_EVERY, .every = 0 };
+    cr_assert_null(ox_oryx_map_build(ctx, &s, 0, B, T));
+    cr_assert(strstr(ox_ctx_message(ctx), "every = 0"), "%s", ox_ctx_message(ctx));
     ox_ctx_free(ctx);
 }
 
@@ -437,6 +473,114 @@ Test(oryx_train, resume_is_bit_identical)
         ox_ctx_free(ctx);
         remove_pair(prefix);
     }
+}
+
+/* Rewrites a state file as the format before EVERY existed ("oryx-train-state-1", no "map.every" key), with
+ * the same tensors and every other key. */
+static void make_format_1(const char *prefix)
+{
+    ox_ctx *ctx = test_ctx();
+    char path[256];
+    snprintf(path, sizeof path, "%s.state.safetensors", prefix);
+    ox_st_file *f = ox_safetensors_load(ctx, path);
+    cr_assert_not_null(f, "%s", ox_ctx_message(ctx));
+    cr_assert_str_eq(ox_st_file_meta(f, "format"), "oryx-train-state-2");
+    cr_assert_not_null(ox_st_file_meta(f, "map.every"));
+    ox_st_kv kv[64];
+    int64_t n = 0;
+    for (int64_t i = 0; i < f->meta->n; i++) {
+        if (strcmp(f->meta->kv[i].key, "map.every") == 0)
+            continue;
+        cr_assert_lt(n, 64);
+        kv[n] = f->meta->kv[i];
+        if (strcmp(kv[n].key, "format") == 0)
+            kv[n].value = "oryx-train-state-1";
+        n++;
+    }
+    assert_ok(ctx, ox_safetensors_write(ctx, path, f->entries, f->n, kv, n));
+    ox_st_file_free(f);
+    ox_ctx_free(ctx);
+}
+
+/* Maps with no cap, at T = 256: EVERY 2 (128 ATTN positions per window) and a POSITIONS list of 128 entries
+ * (the odd positions, so the same maps as every:2: the two runs must give the same losses). N steps, save,
+ * resume from the files alone, N more == 2N uninterrupted, bit for bit; the POSITIONS list comes back
+ * exactly (the caller's list is gone by then: the trainer copied it). The last case resumes the POSITIONS run
+ * from a state file rewritten in the old format "oryx-train-state-1". */
+Test(oryx_train, resume_long_maps_bit_identical)
+{
+    enum { N = 2, TT = 256, NP = TT / 2 };
+    double first[2][2 * N];
+    for (int k = 0; k < 3; k++) {
+        int kind = k == 0 ? OX_ORYX_MAP_EVERY : OX_ORYX_MAP_POSITIONS;
+        ox_oryx_train_config tc = small_train(2, TT, 1);
+        int64_t *pos = malloc(sizeof *pos * NP);
+        cr_assert_not_null(pos);
+        for (int i = 0; i < NP; i++)
+            pos[i] = 2 * i + 1;
+        tc.map.kind = kind;
+        tc.map.every = 2;
+        if (kind == OX_ORYX_MAP_POSITIONS) {
+            tc.map.positions = pos;
+            tc.map.n_positions = NP;
+        }
+        double full[2 * N], resumed[N];
+        struct run a;
+        run_open(&a, "oryx-gdn", 1, &tc);
+        for (int s = 0; s < 2 * N; s++) {
+            ox_oryx_train_stats st;
+            assert_ok(a.ctx, ox_oryx_train_step(a.ctx, &a.tr, &st));
+            full[s] = st.loss;
+        }
+        int64_t n;
+        float *want = snapshot(&a.tr, &n);
+        run_close(&a);
+        if (k < 2)
+            memcpy(first[k], full, sizeof full);
+
+        char prefix[200];
+        ckpt_prefix(prefix, sizeof prefix, "longmap");
+        struct run b;
+        run_open(&b, "oryx-gdn", 1, &tc);
+        free(pos);      /* the trainer holds its own copy of the list */
+        for (int s = 0; s < N; s++)
+            assert_ok(b.ctx, ox_oryx_train_step(b.ctx, &b.tr, NULL));
+        assert_ok(b.ctx, ox_oryx_train_save(b.ctx, &b.tr, prefix));
+        run_close(&b);
+        if (k == 2)
+            make_format_1(prefix);
+
+        ox_ctx *ctx = test_ctx();
+        ox_oryx_data data;
+        shakespeare(ctx, 16384, TT, &data);
+        ox_oryx_model m;
+        ox_oryx_trainer tr;
+        assert_ok(ctx, ox_oryx_train_resume(ctx, prefix, &m, &data, &tr));
+        cr_assert_eq(tr.cfg.map.kind, kind);
+        if (kind == OX_ORYX_MAP_EVERY) {
+            cr_assert_eq(tr.cfg.map.every, 2);
+        } else {
+            cr_assert_eq(tr.cfg.map.n_positions, NP);
+            for (int i = 0; i < NP; i++)
+                cr_assert_eq(tr.cfg.map.positions[i], 2 * i + 1);
+        }
+        for (int s = 0; s < N; s++) {
+            ox_oryx_train_stats st;
+            assert_ok(ctx, ox_oryx_train_step(ctx, &tr, &st));
+            resumed[s] = st.loss;
+        }
+        float *got = snapshot(&tr, &n);
+        cr_assert_eq(memcmp(resumed, full + N, sizeof resumed), 0, "case %d: losses after resume differ", k);
+        cr_assert_eq(memcmp(got, want, sizeof(float) * (size_t)n), 0, "case %d: weights or moments differ", k);
+        free(got);
+        free(want);
+        ox_oryx_trainer_free(&tr);
+        ox_oryx_model_free(&m);
+        ox_oryx_data_free(&data);
+        ox_ctx_free(ctx);
+        remove_pair(prefix);
+    }
+    cr_assert_eq(memcmp(first[0], first[1], sizeof first[0]), 0, "every 2 and the list of odd positions differ");
 }
 
 /* The state file holds exactly the moments under "optim.m." / "optim.v." names, and the metadata. */

@@ -134,3 +134,20 @@ ox_tensor *ox_oryx_modes_positions(ox_ctx *ctx, int64_t B, int64_t T, const int6
             ox_tensor_i32(m)[b * T + pos[i]] = OX_ORYX_ATTN;
     return m;
 }
+
+ox_tensor *ox_oryx_modes_every(ox_ctx *ctx, int64_t B, int64_t T, int64_t every)
+{
+    if (check_sizes(ctx, "oryx modes every", B, T, 1))
+        return NULL;
+    if (every < 1) {
+        ox_ctx_fail(ctx, OX_ERR_ARG, "oryx modes every: period %lld must be >= 1", (long long)every);
+        return NULL;
+    }
+    ox_tensor *m = ox_tensor_zeros(ctx, OX_I32, OX_DIMS(B, T));
+    if (!m)
+        return NULL;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = every - 1; t < T; t += every)
+            ox_tensor_i32(m)[b * T + t] = OX_ORYX_ATTN;
+    return m;
+}

@@ -8,6 +8,7 @@
  *   a fraction of chunks        ox_oryx_modes_chunk_fraction: round(f * nchunks) chunks per sequence, chosen
  *                               uniformly without replacement
  *   listed positions            ox_oryx_modes_positions: ATTN exactly at the given token positions
+ *   every N-th position         ox_oryx_modes_every: ATTN at positions p with p % N == N - 1
  *
  * Randomness: each sequence b of a call draws from its own stream ox_rng_seed(hash(seed, step, b)), so a map
  * depends only on (seed, step, b, sizes): the same seed gives the same maps, whatever the thread count, and
@@ -37,6 +38,10 @@ ox_tensor *ox_oryx_modes_chunk_fraction(ox_ctx *ctx, uint64_t seed, uint64_t ste
 
 /* ATTN at positions pos[0..n-1] (each in [0, T), repeats allowed) of every sequence, LIN elsewhere. */
 ox_tensor *ox_oryx_modes_positions(ox_ctx *ctx, int64_t B, int64_t T, const int64_t *pos, int64_t n);
+
+/* ATTN at positions p with p % every == every - 1 (every >= 1; every = 1: all ATTN) of every sequence, LIN
+ * elsewhere. */
+ox_tensor *ox_oryx_modes_every(ox_ctx *ctx, int64_t B, int64_t T, int64_t every);
 
 /* The stream of sequence b of a call (what the samplers above use). */
 ox_rng ox_oryx_modes_stream(uint64_t seed, uint64_t step, int64_t b);

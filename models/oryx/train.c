@@ -31,7 +31,7 @@ static ox_status check_map(ox_ctx *ctx, const ox_oryx_map_spec *s)
 {
     if (!s)
         return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: spec must not be NULL");
-    if (s->kind < OX_ORYX_MAP_MIXED || s->kind > OX_ORYX_MAP_POSITIONS)
+    if (s->kind < OX_ORYX_MAP_MIXED || s->kind > OX_ORYX_MAP_EVERY)
         return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: unknown kind %d", (int)s->kind);
     if (s->chunk < 0)
         return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: chunk = %lld must be >= 0 (0: 64)", (long long)s->chunk);
@@ -43,12 +43,16 @@ static ox_status check_map(ox_ctx *ctx, const ox_oryx_map_spec *s)
             return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: ratios[%d] = %g must be in [0, 1]", i, s->ratios[i]);
     if (!(s->fraction >= 0 && s->fraction <= 1))
         return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: fraction = %g must be in [0, 1]", s->fraction);
-    if (s->n_positions < 0 || s->n_positions > OX_ORYX_MAX_POSITIONS)
-        return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: n_positions = %d must be in [0, %d]", s->n_positions,
-                           OX_ORYX_MAX_POSITIONS);
-    for (int i = 0; i < s->n_positions; i++)
+    if (s->kind == OX_ORYX_MAP_EVERY && s->every < 1)
+        return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: every = %lld must be >= 1", (long long)s->every);
+    if (s->kind != OX_ORYX_MAP_POSITIONS)
+        return OX_OK;
+    if (s->n_positions < 0 || (s->n_positions > 0 && !s->positions))
+        return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: %lld positions with positions = %p", (long long)s->n_positions,
+                           (const void *)s->positions);
+    for (int64_t i = 0; i < s->n_positions; i++)
         if (s->positions[i] < 0)
-            return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: positions[%d] = %lld must be >= 0", i,
+            return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: positions[%lld] = %lld must be >= 0", (long long)i,
                                (long long)s->positions[i]);
     return OX_OK;
 }
@@ -68,13 +72,19 @@ ox_tensor *ox_oryx_map_build(ox_ctx *ctx, const ox_oryx_map_spec *spec, uint64_t
         return ox_oryx_modes_fill(ctx, B, T, OX_ORYX_LIN);
     case OX_ORYX_MAP_FRACTION:
         return ox_oryx_modes_chunk_fraction(ctx, spec->seed, stream, B, T, chunk, spec->fraction);
+    case OX_ORYX_MAP_EVERY:
+        return ox_oryx_modes_every(ctx, B, T, spec->every);
     case OX_ORYX_MAP_POSITIONS: {
-        int64_t pos[OX_ORYX_MAX_POSITIONS];
-        int64_t k = 0;
-        for (int i = 0; i < spec->n_positions; i++)
-            if (spec->positions[i] < T)
-                pos[k++] = spec->positions[i];
-        return k ? ox_oryx_modes_positions(ctx, B, T, pos, k) : ox_oryx_modes_fill(ctx, B, T, OX_ORYX_LIN);
+        /* positions >= T are ignored (a shorter evaluation window), so no scratch list: fill, then mark */
+        ox_tensor *m = ox_oryx_modes_fill(ctx, B, T, OX_ORYX_LIN);
+        if (!m)
+            return NULL;
+        int32_t *p = ox_tensor_i32(m);
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i < spec->n_positions; i++)
+                if (spec->positions[i] < T)
+                    p[b * T + spec->positions[i]] = OX_ORYX_ATTN;
+        return m;
     }
     }
     return NULL;
@@ -163,6 +173,19 @@ ox_status ox_oryx_trainer_init(ox_ctx *ctx, ox_oryx_trainer *tr, ox_oryx_model *
     if (check_cfg(ctx, cfg, data))
         return ctx->status;
     tr->cfg = *cfg;
+    if (cfg->map.kind == OX_ORYX_MAP_POSITIONS) {
+        /* the trainer's own copy: the caller's list may go, and resume builds its list from the state file */
+        tr->positions = ox_malloc(sizeof *tr->positions * (size_t)cfg->map.n_positions);
+        if (!tr->positions)
+            return ox_ctx_fail(ctx, OX_ERR_NOMEM, "oryx trainer: cannot copy %lld map positions",
+                               (long long)cfg->map.n_positions);
+        if (cfg->map.n_positions)
+            memcpy(tr->positions, cfg->map.positions, sizeof *tr->positions * (size_t)cfg->map.n_positions);
+        tr->cfg.map.positions = tr->positions;
+    } else {
+        tr->cfg.map.positions = NULL;
+        tr->cfg.map.n_positions = 0;
+    }
     tr->model = model;
     tr->data = data;
     tr->rng = ox_rng_seed(cfg->seed);
@@ -182,6 +205,7 @@ void ox_oryx_trainer_free(ox_oryx_trainer *tr)
         return;
     ox_optim_adamw_free(tr->opt);
     ox_tensor_free(tr->rows);
+    ox_free(tr->positions);
     memset(tr, 0, sizeof *tr);
 }
 

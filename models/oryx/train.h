@@ -35,17 +35,18 @@
 #include "models/oryx/model.h"
 #include "optim/adamw.h"
 
-/* How mode maps (I32 [B, T], 1 = ATTN, 0 = LIN; models/oryx/modes.h) are made. */
+/* How mode maps (I32 [B, T], 1 = ATTN, 0 = LIN; models/oryx/modes.h) are made. No kind has a size limit:
+ * EVERY is a period, POSITIONS a list of any length (borrowed; the trainer keeps its own copy). */
 typedef enum ox_oryx_map_kind {
     OX_ORYX_MAP_MIXED = 0,      /* MODELS 8: ratio r from `ratios` per sequence, each chunk ATTN w.p. r */
     OX_ORYX_MAP_ATTN = 1,       /* every token ATTN */
     OX_ORYX_MAP_LIN = 2,        /* every token LIN */
     OX_ORYX_MAP_FRACTION = 3,   /* ATTN on round(fraction * n_chunks) chunks per sequence */
-    OX_ORYX_MAP_POSITIONS = 4   /* ATTN at the listed positions (those >= T are ignored) */
+    OX_ORYX_MAP_POSITIONS = 4,  /* ATTN at the listed positions (those >= T are ignored) */
+    OX_ORYX_MAP_EVERY = 5       /* ATTN at positions p with p % every == every - 1 (period N, offset N - 1) */
 } ox_oryx_map_kind;
 
 #define OX_ORYX_MAX_RATIOS 16
-#define OX_ORYX_MAX_POSITIONS 64
 
 typedef struct ox_oryx_map_spec {
     ox_oryx_map_kind kind;
@@ -53,8 +54,9 @@ typedef struct ox_oryx_map_spec {
     int n_ratios;                           /* MIXED: 0 = the default set {0, 1/4, 1/2, 3/4, 1} */
     double ratios[OX_ORYX_MAX_RATIOS];
     double fraction;                        /* FRACTION, in [0, 1] */
-    int n_positions;                        /* POSITIONS */
-    int64_t positions[OX_ORYX_MAX_POSITIONS];
+    int64_t every;                          /* EVERY: the period N >= 1 */
+    int64_t n_positions;                    /* POSITIONS: how many (>= 0; 0 = every token LIN) */
+    const int64_t *positions;               /* POSITIONS: each >= 0, repeats allowed; borrowed (see above) */
     uint64_t seed;                          /* stream seed of the random kinds */
 } ox_oryx_map_spec;
 
@@ -71,7 +73,8 @@ typedef struct ox_oryx_train_config {
     double clip;                    /* max global grad norm; <= 0: no clipping (the norm is still measured) */
     ox_optim_adamw_config adamw;
     uint64_t seed;                  /* data sampler's RNG seed */
-    ox_oryx_map_spec map;           /* mode maps of the micro-batches (map.seed: their stream seed) */
+    ox_oryx_map_spec map;           /* mode maps of the micro-batches (map.seed: their stream seed); a POSITIONS
+                                       list is copied by ox_oryx_trainer_init, the caller's may go */
 } ox_oryx_train_config;
 
 /* B 8, T 256, accum 1, lr 3e-3 -> 3e-4, warmup 100, total 5000, clip 1, AdamW defaults, seed 1, mixed maps
@@ -86,6 +89,7 @@ typedef struct ox_oryx_trainer {
     ox_rng rng;                     /* data sampler's state (saved in checkpoints) */
     int64_t step;                   /* optimizer steps taken */
     ox_tensor *rows;                /* owned I32 [B, T + 1]: the current micro-batch */
+    int64_t *positions;             /* owned copy of a POSITIONS list (cfg.map.positions points here) or NULL */
     double loss_sum;                /* sum of the micro-batch losses of the pending step */
 } ox_oryx_trainer;
 
@@ -101,7 +105,7 @@ typedef struct ox_oryx_train_stats {
  * and runs the warm-up (see above; gradients are zeroed afterwards). On error tr is left empty (safe to free). */
 ox_status ox_oryx_trainer_init(ox_ctx *ctx, ox_oryx_trainer *tr, ox_oryx_model *model, const ox_oryx_data *data,
                                const ox_oryx_train_config *cfg);
-/* Frees the optimizer and the rows (not the model or data). NULL-safe, idempotent. */
+/* Frees the optimizer, the rows and the positions copy (not the model or data). NULL-safe, idempotent. */
 void ox_oryx_trainer_free(ox_oryx_trainer *tr);
 
 /* One optimizer step (above). stats may be NULL. */
@@ -132,13 +136,16 @@ ox_status ox_oryx_evaluate(ox_ctx *ctx, const ox_oryx_model *m, const ox_oryx_da
                            const ox_oryx_map_spec *spec, ox_oryx_eval *out);
 
 /* Writes <prefix>.safetensors (ox_oryx_save: the model, its configuration, step, train_seq_len) and
- * <prefix>.state.safetensors (AdamW moments "optim.m.<name>" / "optim.v.<name>"; metadata: step, the RNG
- * state, the data length and hash, every hyper-parameter of tr->cfg), each atomically. */
+ * <prefix>.state.safetensors (AdamW moments "optim.m.<name>" / "optim.v.<name>"; metadata: format
+ * "oryx-train-state-2", step, the RNG state, the data length and hash, every hyper-parameter of tr->cfg
+ * including the whole map spec: "map.every", and "map.positions" as a comma list of any length), each
+ * atomically. */
 ox_status ox_oryx_train_save(ox_ctx *ctx, const ox_oryx_trainer *tr, const char *prefix);
 
 /* Rebuilds a trainer from the two files of ox_oryx_train_save alone: loads the model into *model (owned by
  * the caller: ox_oryx_model_free after ox_oryx_trainer_free), the configuration, moments, step and RNG state,
  * then initialises tr over model and data, so training continues bit-identically (same thread count).
+ * State files of format "oryx-train-state-1" (before EVERY existed: no "map.every" key) load too.
  * Errors: OX_ERR_STATE when the two files' steps differ or the data is not the corpus of the checkpoint,
  * OX_ERR_FORMAT for a missing or malformed metadata value, and those of the readers. */
 ox_status ox_oryx_train_resume(ox_ctx *ctx, const char *prefix, ox_oryx_model *model, const ox_oryx_data *data,

@@ -1,8 +1,12 @@
 /* train_checkpoint.c - checkpoints of the training state (train.h): <prefix>.safetensors holds the model
  * (ox_oryx_save, MODELS 12.2 names + 12.3 metadata + step + train_seq_len), <prefix>.state.safetensors the
  * AdamW moments ("optim.m.<name>", "optim.v.<name>") and, as metadata strings, the step, the data sampler's
- * RNG (seed + counter), the corpus length and hash, and every hyper-parameter of the trainer. Resume rebuilds a
- * trainer from the two files alone and refuses a pair whose steps differ. */
+ * RNG (seed + counter), the corpus length and hash, and every hyper-parameter of the trainer, the mode-map
+ * spec included (a POSITIONS list of any length as one comma list). Resume rebuilds a trainer from the two
+ * files alone and refuses a pair whose steps differ.
+ *
+ * Formats: "oryx-train-state-2" (written) adds "map.every" (the EVERY kind) to "oryx-train-state-1", whose
+ * "map.positions" list held at most 64 entries; both are read. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +19,8 @@
 
 #define PATH_LEN 4096
 #define STATE_KEYS 32
+#define STATE_FORMAT "oryx-train-state-2"
+#define STATE_FORMAT_1 "oryx-train-state-1"
 
 /* ---- writing the metadata ------------------------------------------------------------------------------- */
 
@@ -22,7 +28,7 @@ typedef struct kv_buf {
     ox_st_kv kv[STATE_KEYS];
     char val[STATE_KEYS][32];
     char ratios[OX_ORYX_MAX_RATIOS * 26 + 1];
-    char positions[OX_ORYX_MAX_POSITIONS * 21 + 1];
+    char *positions;        /* owned (ox_free): "p0,p1,..." */
     int n;
 } kv_buf;
 
@@ -48,11 +54,13 @@ static void put_f64(kv_buf *b, const char *key, double v)
     put(b, key, b->val[b->n]);
 }
 
-static void state_meta(const ox_oryx_trainer *tr, kv_buf *b)
+/* Fills b (b->positions: ox_free after use, also on failure). */
+static ox_status state_meta(ox_ctx *ctx, const ox_oryx_trainer *tr, kv_buf *b)
 {
     const ox_oryx_train_config *c = &tr->cfg;
     b->n = 0;
-    put(b, "format", "oryx-train-state-1");
+    b->positions = NULL;
+    put(b, "format", STATE_FORMAT);
     put_i64(b, "step", tr->step);
     put_i64(b, "adamw.t", ox_optim_adamw_get_step(tr->opt));
     put_u64(b, "rng.seed", tr->rng.seed);
@@ -82,12 +90,19 @@ static void state_meta(const ox_oryx_trainer *tr, kv_buf *b)
     for (int i = 0; i < c->map.n_ratios; i++)
         o += (size_t)snprintf(b->ratios + o, sizeof b->ratios - o, "%s%.17g", i ? "," : "", c->map.ratios[i]);
     put(b, "map.ratios", b->ratios);
+    put_i64(b, "map.every", c->map.every);
+    /* at most 20 digits and a comma per entry */
+    size_t cap = 21 * (size_t)c->map.n_positions + 1;
+    b->positions = ox_malloc(cap);
+    if (!b->positions)
+        return ox_ctx_fail(ctx, OX_ERR_NOMEM, "oryx train save: cannot format %lld map positions",
+                           (long long)c->map.n_positions);
     o = 0;
     b->positions[0] = 0;
-    for (int i = 0; i < c->map.n_positions; i++)
-        o += (size_t)snprintf(b->positions + o, sizeof b->positions - o, "%s%lld", i ? "," : "",
-                              (long long)c->map.positions[i]);
+    for (int64_t i = 0; i < c->map.n_positions; i++)
+        o += (size_t)snprintf(b->positions + o, cap - o, "%s%lld", i ? "," : "", (long long)c->map.positions[i]);
     put(b, "map.positions", b->positions);
+    return OX_OK;
 }
 
 static ox_status make_paths(ox_ctx *ctx, const char *op, const char *prefix, char *model, char *state)
@@ -130,12 +145,12 @@ ox_status ox_oryx_train_save(ox_ctx *ctx, const ox_oryx_trainer *tr, const char 
     if (ox_oryx_save(ctx, tr->model, mpath, tr->step, tr->cfg.seq_len))
         return ctx->status;
     kv_buf b;
-    state_meta(tr, &b);
     int n = 0;
-    ox_st_entry *e = moment_entries(ctx, tr->opt, &n);
+    ox_st_entry *e = state_meta(ctx, tr, &b) ? NULL : moment_entries(ctx, tr->opt, &n);
     if (e)
         ox_safetensors_write(ctx, spath, e, n, b.kv, b.n);
     ox_free(e);
+    ox_free(b.positions);
     return ctx->status;
 }
 
@@ -191,9 +206,8 @@ static double get_f64(ox_ctx *ctx, const ox_st_meta *m, const char *path, const 
     return x;
 }
 
-/* A comma list of at most cap numbers (integers when out_i is given, else doubles); returns the count. */
-static int get_list(ox_ctx *ctx, const ox_st_meta *m, const char *path, const char *key, int cap, double *out_d,
-                    int64_t *out_i)
+/* A comma list of at most cap numbers (doubles); returns the count. */
+static int get_list(ox_ctx *ctx, const ox_st_meta *m, const char *path, const char *key, int cap, double *out)
 {
     const char *v = need(ctx, m, path, key), *p = v;
     int n = 0;
@@ -205,10 +219,7 @@ static int get_list(ox_ctx *ctx, const ox_st_meta *m, const char *path, const ch
             bad(ctx, path, key, v);
             return 0;
         }
-        if (out_i)
-            out_i[n] = (int64_t)strtoll(p, &end, 10);
-        else
-            out_d[n] = strtod(p, &end);
+        out[n] = strtod(p, &end);
         if (end == p || (*end && *end != ',')) {
             bad(ctx, path, key, v);
             return 0;
@@ -220,11 +231,46 @@ static int get_list(ox_ctx *ctx, const ox_st_meta *m, const char *path, const ch
     }
 }
 
+/* A comma list of integers of any length: an owned array (ox_free; NULL when the list is empty or on error)
+ * and its length. */
+static int64_t *get_int_list(ox_ctx *ctx, const ox_st_meta *m, const char *path, const char *key, int64_t *n_out)
+{
+    const char *v = need(ctx, m, path, key), *p = v;
+    *n_out = 0;
+    if (!v || !*v)
+        return NULL;
+    int64_t cap = 1;
+    for (const char *q = v; *q; q++)
+        cap += *q == ',';
+    int64_t *out = ox_malloc(sizeof *out * (size_t)cap), n = 0;
+    if (!out) {
+        ox_ctx_fail(ctx, OX_ERR_NOMEM, "oryx train resume %s: cannot hold %lld map positions", path, (long long)cap);
+        return NULL;
+    }
+    for (;;) {
+        char *end;
+        out[n] = (int64_t)strtoll(p, &end, 10);
+        if (end == p || (*end && *end != ',')) {
+            bad(ctx, path, key, v);
+            ox_free(out);
+            return NULL;
+        }
+        n++;
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    *n_out = n;
+    return out;
+}
+
+/* The trainer configuration; c->map.positions is an owned array (ox_free) when the list is not empty. */
 static void parse_config(ox_ctx *ctx, const ox_st_meta *m, const char *path, ox_oryx_train_config *c)
 {
     memset(c, 0, sizeof *c);
     const char *fmt = need(ctx, m, path, "format");
-    if (fmt && strcmp(fmt, "oryx-train-state-1") != 0)
+    int v1 = fmt && strcmp(fmt, STATE_FORMAT_1) == 0;
+    if (fmt && !v1 && strcmp(fmt, STATE_FORMAT) != 0)
         bad(ctx, path, "format", fmt);
     c->batch = get_i64(ctx, m, path, "batch");
     c->seq_len = get_i64(ctx, m, path, "seq_len");
@@ -243,8 +289,9 @@ static void parse_config(ox_ctx *ctx, const ox_st_meta *m, const char *path, ox_
     c->map.chunk = get_i64(ctx, m, path, "map.chunk");
     c->map.fraction = get_f64(ctx, m, path, "map.fraction");
     c->map.seed = get_u64(ctx, m, path, "map.seed");
-    c->map.n_ratios = get_list(ctx, m, path, "map.ratios", OX_ORYX_MAX_RATIOS, c->map.ratios, NULL);
-    c->map.n_positions = get_list(ctx, m, path, "map.positions", OX_ORYX_MAX_POSITIONS, NULL, c->map.positions);
+    c->map.n_ratios = get_list(ctx, m, path, "map.ratios", OX_ORYX_MAX_RATIOS, c->map.ratios);
+    c->map.every = v1 ? 0 : get_i64(ctx, m, path, "map.every");
+    c->map.positions = get_int_list(ctx, m, path, "map.positions", &c->map.n_positions);
 }
 
 ox_status ox_oryx_train_resume(ox_ctx *ctx, const char *prefix, ox_oryx_model *model, const ox_oryx_data *data,
@@ -272,6 +319,7 @@ ox_status ox_oryx_train_resume(ox_ctx *ctx, const char *prefix, ox_oryx_model *m
         ox_safetensors_read_strict(ctx, spath, e, n, &meta);
     ox_free(e);
     ox_oryx_train_config c;
+    memset(&c, 0, sizeof c);
     int64_t step = 0, t = 0;
     uint64_t rseed = 0, rcount = 0;
     if (!ctx->status) {
@@ -306,6 +354,7 @@ ox_status ox_oryx_train_resume(ox_ctx *ctx, const char *prefix, ox_oryx_model *m
         tr->rng.seed = rseed;
         tr->rng.counter = rcount;
     }
+    ox_free((void *)c.map.positions);     /* parse_config's list; the trainer holds its own copy */
     ox_optim_adamw_free(tmp);
     ox_st_meta_free(meta);
     if (ctx->status) {
