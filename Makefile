@@ -41,6 +41,9 @@ BENCH_SRC:= $(wildcard bench/*.c)
 EX_SRC   := $(wildcard examples/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 HEADERS  := $(wildcard tensor/*.h autograd/*.h nn/*.h optim/*.h models/oryx/*.h)
+# Headers that say "internal" (no public header includes them) are not installed.
+INTERNAL_HEADERS := autograd/lanes.h nn/chunk.h tensor/safetensors_common.h
+PUBLIC_HEADERS   := $(filter-out $(INTERNAL_HEADERS),$(HEADERS))
 
 SOVER    := 0
 VERSION  := 0.1.0
@@ -110,8 +113,11 @@ test: deps
 
 # The examples and the program are prerequisites too: tests/test_examples.c runs the examples and
 # tests/test_cli.c runs the program named by OX_ORYX_BIN.
-test-run: $(TESTBIN) $(EXAMPLES) $(CLI)
-	OX_ORYX_BIN=$(CLI_BIN) OX_TEST_THREADS=$${OX_TEST_THREADS:-1} $(TESTBIN) --jobs 2 $(TEST_ARGS)
+# tests/test_install.c runs `make install BUILD=$(BUILD) SAN=$(SAN)` from OX_REPO into a temporary prefix, so
+# the shared library is a prerequisite too (the install then builds nothing).
+test-run: $(TESTBIN) $(EXAMPLES) $(CLI) $(SHARED)
+	OX_ORYX_BIN=$(CLI_BIN) OX_REPO=$(CURDIR) OX_BUILD=$(BUILD) OX_SAN=$(SAN) \
+	    OX_TEST_THREADS=$${OX_TEST_THREADS:-1} $(TESTBIN) --jobs 2 $(TEST_ARGS)
 
 # Same tests, built with AddressSanitizer + UndefinedBehaviorSanitizer in build/asan, at smaller sizes
 # where a test has a size knob (OX_TEST_SMALL=1).
@@ -130,9 +136,9 @@ install: all
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf liboryx.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/liboryx.so.$(SOVER)
 	ln -sf liboryx.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/liboryx.so
-	for h in $(HEADERS); do install -D -m 644 $$h $(DESTDIR)$(PREFIX)/include/oryx/$$h; done
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@BLIS_INC@|$(BLIS_INC)|' \
-	    -e 's|@BLIS_LIB@|$(BLIS_LIB)|' scripts/oryx.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/oryx.pc
+	for h in $(PUBLIC_HEADERS); do install -D -m 644 $$h $(DESTDIR)$(PREFIX)/include/oryx/$$h; done
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@BLIS_LIB@|$(BLIS_LIB)|g' \
+	    scripts/oryx.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/oryx.pc
 
 clean:
 	rm -rf build bin
