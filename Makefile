@@ -33,14 +33,14 @@ LDLIBS   := -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis $(shell pkg-config --lib
 SANFLAGS := -fsanitize=address,undefined
 LDFLAGS  := -fopenmp $(if $(filter 1,$(SAN)),$(SANFLAGS))
 
-LIB_SRC  := $(wildcard tensor/*.c autograd/*.c nn/*.c optim/*.c models/oryx/*.c)
+LIB_SRC  := $(wildcard tensor/*.c plot/*.c autograd/*.c nn/*.c optim/*.c models/oryx/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 BENCH_SRC:= $(wildcard bench/*.c)
 EX_SRC   := $(wildcard examples/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
-HEADERS  := $(wildcard tensor/*.h autograd/*.h nn/*.h optim/*.h models/oryx/*.h)
+HEADERS  := $(wildcard tensor/*.h plot/*.h autograd/*.h nn/*.h optim/*.h models/oryx/*.h)
 
 SOVER    := 0
 VERSION  := 0.1.0
