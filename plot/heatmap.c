@@ -70,7 +70,7 @@ static void cell_axes(ox_plot_canvas *c, ox_plot_layout *l, int64_t rows, int64_
         ox_plot_text_center(c, x, l->xticks.y0, buf, s, OX_PLOT_TEXT_COLOR);
     }
     int ny = row_labels ? (int)(rows < 64 ? rows : 64) : index_ticks(rows, l->plot.y1 - l->plot.y0, 2 * th, t, 64);
-    l->yticks = (ox_plot_box){ l->plot.x0 - tl - 2 * s - 1, l->plot.y0, l->plot.x0 - tl - 2 * s, l->plot.y1 };
+    l->yticks = (ox_plot_box){ l->plot.x0 - tl - 4 * s - 1, l->plot.y0, l->plot.x0 - tl - 4 * s, l->plot.y1 };
     for (int i = 0; i < ny; i++) {
         int64_t r = row_labels ? i : (int64_t)t[i];
         ox_plot_box b = ox_plot_cell_box(l, rows, cols, r, 0);
@@ -158,7 +158,7 @@ ox_plot_canvas *ox_plot_heatmap_draw(ox_ctx *ctx, const ox_plot_heatmap *hm, ox_
     int lw = ox_plot_text_width(strlen(lo_s) > strlen(hi_s) ? lo_s : hi_s, s);
     ox_plot_layout l;
     memset(&l, 0, sizeof l);
-    int left = pad + (hm->ylabel && *hm->ylabel ? th + 5 * s : 0) + row_label_width(NULL, R, s) + tl + 3 * s;
+    int left = pad + (hm->ylabel && *hm->ylabel ? th + 5 * s : 0) + row_label_width(NULL, R, s) + tl + 5 * s;
     int right = W - pad - lw - 4 * s - 8 * s - 6 * s;   /* colour bar 8s wide, 6s from the plot */
     int top = pad + (hm->title && *hm->title ? th + 5 * s : 0) + th / 2;
     int bottom = H - pad - (hm->xlabel && *hm->xlabel ? th + 4 * s : 0) - th - tl - 2 * s;
@@ -246,7 +246,7 @@ ox_plot_canvas *ox_plot_grid_draw(ox_ctx *ctx, const ox_plot_grid *g, ox_plot_la
     int legend_w = 4 * s + 10 * s + 3 * s + wl + 4 * s;
     ox_plot_layout l;
     memset(&l, 0, sizeof l);
-    l.plot.x0 = pad + (g->ylabel && *g->ylabel ? th + 5 * s : 0) + row_label_width(g->row_labels, R, s) + tl + 3 * s;
+    l.plot.x0 = pad + (g->ylabel && *g->ylabel ? th + 5 * s : 0) + row_label_width(g->row_labels, R, s) + tl + 5 * s;
     l.plot.x1 = W - pad - legend_w - 6 * s;
     l.plot.y0 = top;
     l.plot.y1 = H - below;
@@ -270,8 +270,12 @@ ox_plot_canvas *ox_plot_grid_draw(ox_ctx *ctx, const ox_plot_grid *g, ox_plot_la
     if (g->marker_col > 0 && g->marker_col < C) {
         int x = ox_plot_cell_box(&l, R, C, 0, g->marker_col).x0;
         ox_plot_line_dashed(c, x, l.plot.y0 - 2 * s, x, l.plot.y1 + tl, s, 3 * s, 2 * s, OX_PLOT_TEXT_COLOR);
-        if (g->marker_label)
-            ox_plot_text_center(c, x, l.plot.y0 - 3 * s - th, g->marker_label, s, OX_PLOT_TEXT_COLOR);
+        if (g->marker_label) {   /* centred on the line, kept inside the picture */
+            int w = ox_plot_text_width(g->marker_label, s), tx = x - w / 2;
+            tx = tx + w > W - pad ? W - pad - w : tx;
+            tx = tx < pad ? pad : tx;
+            ox_plot_text(c, tx, l.plot.y0 - 3 * s - th, g->marker_label, s, OX_PLOT_TEXT_COLOR);
+        }
     }
     cell_axes(c, &l, R, C, g->title, g->xlabel, g->ylabel, g->row_labels, s);
     /* legend right of the plot, top-aligned */
