@@ -101,7 +101,7 @@ run: all
 	bin/oryx generate --ckpt runs/oryx --prompt "ROMEO:" --tokens 400
 	@echo
 	@echo "checkpoint: runs/oryx.safetensors (training state runs/oryx.train.safetensors)," \
-	      "loss history: runs/oryx.loss.csv; inspect with: bin/oryx info --ckpt runs/oryx"
+	      "loss history: runs/oryx.loss.csv (picture runs/oryx.loss.png); inspect with: bin/oryx info --ckpt runs/oryx"
 
 # The test suite. Criterion runs each test in its own process, two at a time (the machine's cores);
 # each test process then uses one OpenMP/BLIS thread unless a test sets its own count.
