@@ -33,14 +33,14 @@ LDLIBS   := -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis $(shell pkg-config --lib
 SANFLAGS := -fsanitize=address,undefined
 LDFLAGS  := -fopenmp $(if $(filter 1,$(SAN)),$(SANFLAGS))
 
-LIB_SRC  := $(wildcard tensor/*.c autograd/*.c nn/*.c optim/*.c models/oryx/*.c)
+LIB_SRC  := $(wildcard tensor/*.c plot/*.c autograd/*.c nn/*.c optim/*.c models/oryx/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 BENCH_SRC:= $(wildcard bench/*.c)
 EX_SRC   := $(wildcard examples/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
-HEADERS  := $(wildcard tensor/*.h autograd/*.h nn/*.h optim/*.h models/oryx/*.h)
+HEADERS  := $(wildcard tensor/*.h plot/*.h autograd/*.h nn/*.h optim/*.h models/oryx/*.h)
 # Headers that say "internal" (no public header includes them) are not installed.
 INTERNAL_HEADERS := autograd/lanes.h nn/chunk.h tensor/safetensors_common.h
 PUBLIC_HEADERS   := $(filter-out $(INTERNAL_HEADERS),$(HEADERS))
@@ -104,7 +104,7 @@ run: all
 	bin/oryx generate --ckpt runs/oryx --prompt "ROMEO:" --tokens 400
 	@echo
 	@echo "checkpoint: runs/oryx.safetensors (training state runs/oryx.train.safetensors)," \
-	      "loss history: runs/oryx.loss.csv; inspect with: bin/oryx info --ckpt runs/oryx"
+	      "loss history: runs/oryx.loss.csv (picture runs/oryx.loss.png); inspect with: bin/oryx info --ckpt runs/oryx"
 
 # The test suite. Criterion runs each test in its own process, two at a time (the machine's cores);
 # each test process then uses one OpenMP/BLIS thread unless a test sets its own count.

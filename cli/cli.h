@@ -105,6 +105,18 @@ int cli_train(int argc, char **argv);
 int cli_generate(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_info(int argc, char **argv);
+int cli_plot(int argc, char **argv);
+int cli_attention(int argc, char **argv);
+
+/* Draws the loss history csv (as train writes it) to the PNG png with the given title: training loss per
+ * step and validation loss where measured (cli/plot.c). 0, or an exit code after one line on stderr. */
+int cli_loss_png(const char *cmd, const char *csv, const char *png, const char *title);
+
+/* Draws the mode map of positions 0..n-1 (map[t]: 1 = ATTN, 0 = LIN) for every layer of cfg to the PNG png:
+ * rows = layers, columns = positions; layers of one kind show the kind they always run; a dashed line marks
+ * the end of a prompt of n_prompt tokens (0 = none). 0, or an exit code after one line on stderr. */
+int cli_mode_map_png(const char *cmd, const ox_oryx_config *cfg, const int32_t *map, int64_t n, int64_t n_prompt,
+                     const char *spec_text, const char *png);
 
 /* Human-readable durations for progress lines ("1m05s", "42s"). */
 void cli_format_duration(double seconds, char *buf, size_t n);

@@ -28,6 +28,8 @@ static const char gen_help[] =
     "  --top-k K           sample among the K most likely bytes, 0 = all (default 40)\n"
     "  --seed S            sampling seed (default 1234)\n"
     "  --threads N         threads, 0 = all cores (default 0)\n"
+    "  --mode-map-png FILE also draw the mode map of the whole sequence (positions x layers; layers of one\n"
+    "                      kind show that kind) as a PNG\n"
     "  -h, --help          this text\n";
 
 int cli_generate(int argc, char **argv)
@@ -37,10 +39,10 @@ int cli_generate(int argc, char **argv)
         { "tokens", required_argument, 0, 'n' },      { "modes", required_argument, 0, 'm' },
         { "temperature", required_argument, 0, 't' }, { "top-k", required_argument, 0, 'k' },
         { "seed", required_argument, 0, 's' },        { "threads", required_argument, 0, 'j' },
-        { "help", no_argument, 0, 'h' },
+        { "mode-map-png", required_argument, 0, 'M' }, { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 }
     };
-    const char *ckpt = "runs/oryx", *prompt = "ROMEO:\n", *modes = "prompt-attn";
+    const char *ckpt = "runs/oryx", *prompt = "ROMEO:\n", *modes = "prompt-attn", *map_png = NULL;
     int64_t tokens = 300, top_k = 40, seed = 1234, threads = 0;
     double temperature = 0.8;
     const char *G = "generate";
@@ -53,6 +55,7 @@ int cli_generate(int argc, char **argv)
         case 'c': ckpt = optarg; break;
         case 'p': prompt = optarg; break;
         case 'm': modes = optarg; break;
+        case 'M': map_png = optarg; break;
         case 'n': bad = cli_parse_i64(G, "tokens", optarg, 0, 1 << 24, &tokens); break;
         case 't': bad = cli_parse_f64(G, "temperature", optarg, 0, 100, &temperature); break;
         case 'k': bad = cli_parse_i64(G, "top-k", optarg, 0, 1 << 20, &top_k); break;
@@ -68,6 +71,8 @@ int cli_generate(int argc, char **argv)
         return cli_fail(CLI_ERR_USAGE, G, "unexpected argument '%s' (see oryx generate --help)", argv[optind]);
     if (!*prompt)
         return cli_fail(CLI_ERR_USAGE, G, "--prompt is empty: give at least one byte to continue");
+    if (map_png && (int64_t)strlen(prompt) + tokens > 16000)
+        return cli_fail(CLI_ERR_USAGE, G, "--mode-map-png draws at most 16000 positions (prompt + --tokens)");
     cli_spec spec;
     if (cli_spec_parse(G, modes, 1, &spec))
         return CLI_ERR_USAGE;
@@ -145,6 +150,11 @@ int cli_generate(int argc, char **argv)
            "tokens ATTN; KV cache kept: %s\n",
            (long long)tokens, t2 - t1, t2 > t1 ? (double)tokens / (t2 - t1) : 0.0, (long long)n_prompt, t1 - t0,
            spec.text, (long long)n_attn, (long long)tokens, kv_note);
+    if (map_png) {
+        code = cli_mode_map_png(G, &m.cfg, map, total, n_prompt, spec.text, map_png);
+        if (!code)
+            printf("mode map picture: %s\n", map_png);
+    }
 done:
     ox_oryx_decoder_free(&d);
     ox_oryx_model_free(&m);

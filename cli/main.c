@@ -1,6 +1,6 @@
-/* main.c - bin/oryx: the program a person runs. Dispatches to the subcommands train, generate, eval and
- * info (one file each in cli/); `oryx --help` lists them, `oryx <command> --help` lists every flag with
- * its default. Errors are one line on stderr and a non-zero exit code (cli.h). */
+/* main.c - bin/oryx: the program a person runs. Dispatches to the subcommands train, generate, eval,
+ * info, plot and attention (one file each in cli/); `oryx --help` lists them, `oryx <command> --help`
+ * lists every flag with its default. Errors are one line on stderr and a non-zero exit code (cli.h). */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +18,10 @@ static const char usage[] =
     "            oryx eval --ckpt CKPT --data FILE --modes SPEC\n"
     "  info      a checkpoint's configuration, parameter report and size\n"
     "            oryx info --ckpt CKPT\n"
+    "  plot      draw loss histories (one or several runs) as a PNG line chart\n"
+    "            oryx plot --out FILE.png RUN.loss.csv [RUN2.loss.csv ...]\n"
+    "  attention draw one attention head's probabilities for a prompt as a PNG heatmap\n"
+    "            oryx attention --ckpt CKPT --prompt TEXT --layer L --head H --out FILE.png\n"
     "\n"
     "SPEC (mode schedule): attn | lin | mixed:<f> | every:<N> | prompt-attn (generate) | a file of 'a'/'l'\n";
 
@@ -38,6 +42,10 @@ int main(int argc, char **argv)
         return cli_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)
         return cli_info(argc - 1, argv + 1);
-    return cli_fail(CLI_ERR_USAGE, "", "unknown command '%s' (commands: train, generate, eval, info; see oryx --help)",
+    if (strcmp(cmd, "plot") == 0)
+        return cli_plot(argc - 1, argv + 1);
+    if (strcmp(cmd, "attention") == 0)
+        return cli_attention(argc - 1, argv + 1);
+    return cli_fail(CLI_ERR_USAGE, "", "unknown command '%s' (commands: train, generate, eval, info, plot, attention; see oryx --help)",
                     cmd);
 }

@@ -7,7 +7,8 @@
  * otherwise), the validation loss every --eval-every steps (ox_oryx_evaluate_bytes on the first
  * --eval-windows windows of the validation part, all ATTN), the loss history <out>.loss.csv
  * (step,loss,val_loss,lr,tokens_per_s), checkpoints (ox_oryx_train_save: <out>.safetensors +
- * <out>.state.safetensors) every --save-every steps and at the end, and Ctrl-C: the SIGINT handler only
+ * <out>.state.safetensors) every --save-every steps and at the end, each time with the picture of the loss
+ * history <out>.loss.png (cli/plot.c; a failure to draw it mid-run is reported and training goes on), and Ctrl-C: the SIGINT handler only
  * sets a flag; the loop sees it after the current step, saves a checkpoint and exits with 130. */
 #include <getopt.h>
 #include <math.h>
@@ -39,7 +40,7 @@ static const char train_help[] =
     "                     (default oryx-gdn)\n"
     "  --steps N          optimizer steps, >= 1 (default 1000: about 4 minutes on 2 cores)\n"
     "  --out CKPT         checkpoint name: writes CKPT.safetensors, CKPT.state.safetensors, CKPT.loss.csv\n"
-    "                     (default runs/oryx)\n"
+    "                     and its picture CKPT.loss.png (default runs/oryx)\n"
     "  --resume CKPT      continue from a checkpoint: model, optimizer and sampler state, step and every\n"
     "                     hyper-parameter come from it (only --steps, --threads and --out apply)\n"
     "  --seed S           seed of initialisation, data windows and mode maps (default 1234)\n"
@@ -258,12 +259,15 @@ int cli_train(int argc, char **argv)
     if (strcmp(o.modes, "mixed") && cli_spec_parse("train", o.modes, 0, &spec))
         return CLI_ERR_USAGE;
 
-    char model_path[4096], state_path[4096], csv_path[4096], prefix[4096], resume_prefix[4096];
+    char model_path[4096], state_path[4096], csv_path[4096], prefix[4096], resume_prefix[4096], png_path[4200];
     if (cli_ckpt_paths(o.out, prefix, model_path, state_path, csv_path, sizeof model_path) ||
         (o.resume && cli_ckpt_paths(o.resume, resume_prefix, NULL, NULL, NULL, sizeof resume_prefix))) {
         cli_spec_free(&spec);
         return cli_fail(CLI_ERR_USAGE, "train", "--out or --resume name is empty or too long");
     }
+    snprintf(png_path, sizeof png_path, "%s.loss.png", prefix);
+    char png_title[4200];
+    snprintf(png_title, sizeof png_title, "loss: %s", prefix);
     ox_ctx *ctx = ox_ctx_new();
     uint8_t *bytes = NULL;
     int64_t len = 0;
@@ -405,6 +409,7 @@ int cli_train(int argc, char **argv)
                 code = cli_fail(CLI_ERR_RUN, "train", "%s", ox_ctx_message(ctx));
                 break;
             }
+            cli_loss_png("train", csv_path, png_path, png_title);   /* reported on stderr; training goes on */
         }
     }
     if (tty)
@@ -412,13 +417,15 @@ int cli_train(int argc, char **argv)
     if (!code) {
         if (ox_oryx_train_save(ctx, &tr, prefix))
             code = cli_fail(CLI_ERR_RUN, "train", "%s", ox_ctx_message(ctx));
+        else if (cli_loss_png("train", csv_path, png_path, png_title))
+            code = CLI_ERR_RUN;
         else if (g_interrupted) {
             printf("interrupted at step %lld: checkpoint saved to %s (resume with --resume %s)\n", (long long)tr.step,
                    model_path, o.out);
             code = CLI_ERR_INTERRUPTED;
         } else
-            printf("done: step %lld, loss %.4f, val_loss %.4f; checkpoint %s, history %s\n", (long long)tr.step,
-                   loss_avg, val, model_path, csv_path);
+            printf("done: step %lld, loss %.4f, val_loss %.4f; checkpoint %s, history %s, picture %s\n",
+                   (long long)tr.step, loss_avg, val, model_path, csv_path, png_path);
     }
 done:
     if (csv)
