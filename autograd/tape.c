@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "tensor/profile.h"
+
 int ox_ag_needs_grad(const ox_ctx *ctx, int n_in, ox_tensor *const *in)
 {
     if (!ctx->grad_enabled)
@@ -39,6 +41,7 @@ ox_ag_node *ox_ag_record(ox_ctx *ctx, const ox_ag_op *op, int n_in, ox_tensor *c
     n->prev = ctx->tape;
     ctx->tape = n;
     ctx->tape_len++;
+    OX_PROFILE_MARK(ctx, op->name, OX_PROF_FORWARD);   /* the op's forward ran since the previous mark */
     return n;
 }
 
@@ -53,6 +56,7 @@ ox_tensor *ox_ag_grad(ox_ctx *ctx, ox_tensor *t)
 
 static ox_status walk(ox_ctx *ctx)
 {
+    OX_PROFILE_MARK(ctx, "backward.seed", OX_PROF_OTHER);
     for (ox_ag_node *n = ctx->tape; n; n = n->prev) {
         int reached = 0;
         for (int k = 0; k < n->n_out; k++)
@@ -62,6 +66,7 @@ static ox_status walk(ox_ctx *ctx)
         if (n->op->backward(ctx, n) != OX_OK || ctx->status)
             return ctx->status ? ctx->status
                                : ox_ctx_fail(ctx, OX_ERR_STATE, "backward of %s failed", n->op->name);
+        OX_PROFILE_MARK(ctx, n->op->name, OX_PROF_BACKWARD);
     }
     ctx->tape = NULL;
     ctx->tape_len = 0;

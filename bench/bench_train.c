@@ -3,85 +3,91 @@
  * 2 threads, on data/tinyshakespeare.txt; the oryx presets train with the mixed-mode maps of MODELS 8.
  * One full optimizer step (sampling, forward, backward, clipping, AdamW) per sample; median of RUNS steps after
  * WARM warm-up steps. Each preset runs in its own forked process so that its peak RSS (getrusage) is its own.
- * BLIS share: this program interposes bli_sgemm_ex / bli_strsm_ex (the symbols tensor/gemm.c calls; the
- * definitions here win over libblis's and forward to them via dlsym(RTLD_NEXT)) and adds up the time spent in
- * them; calls made inside an OpenMP region run single-threaded in parallel with each other, so their time is
- * divided by the thread count. Share = that time / step time (an estimate).
- * Run from the repository root: make build/bench/bench_train && ./build/bench/bench_train [preset [threads]] */
-#include <blis.h>
-#include <dlfcn.h>
-#include <omp.h>
-#include <stdatomic.h>
+ *
+ * The step profile (tensor/profile.h) is on during the timed steps: BLIS share = BLIS time / step time, BLIS
+ * GF/s = FLOPs inside BLIS / BLIS time, GFLOP/step = FLOPs inside BLIS per step (every product of the step,
+ * attention and chunked mixers included, goes through ox_sgemm / ox_strsm). The profile costs two clock reads
+ * per op (~1-2k ops per step: well under 1%).
+ *
+ * Roofline: before the presets this program times ox_sgemm (same threads) on the step's largest products, the
+ * MLP's [B T = 2048] x [D = 256] x [F = 704] in the three forms a Linear layer uses (y = x W^T, dx = dy W,
+ * dW = dy^T x) for both MLP matrices, and takes their FLOP-weighted rate R (GF/s). Best tokens/s on this
+ * machine = B T / (GFLOP per step / R): the step if every FLOP ran at the rate of the biggest GEMMs and
+ * nothing else took time. "of roof" = our tokens/s / that.
+ *
+ * Run from the repository root:
+ *   make build/bench/bench_train && ./build/bench/bench_train [preset [threads]]
+ * With a preset named, the profile table of that preset (per step: calls, exclusive ms, BLIS ms and GF/s per
+ * kind and phase, largest first) is printed too. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_util.h"
 #include "models/oryx/train.h"
+#include "tensor/alloc.h"
+#include "tensor/gemm.h"
+#include "tensor/profile.h"
 
 #define RUNS 7
 #define WARM 2
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static _Atomic uint64_t blis_ns_outside, blis_ns_inside;
 static int THREADS = 2;
-
-static void blis_account(double t0)
-{
-    uint64_t ns = (uint64_t)((now() - t0) * 1e9);
-    if (omp_in_parallel())
-        atomic_fetch_add(&blis_ns_inside, ns);
-    else
-        atomic_fetch_add(&blis_ns_outside, ns);
-}
-
-typedef void (*sgemm_ex_fn)(trans_t, trans_t, dim_t, dim_t, dim_t, float *, float *, inc_t, inc_t, float *, inc_t,
-                            inc_t, float *, float *, inc_t, inc_t, cntx_t *, rntm_t *);
-typedef void (*strsm_ex_fn)(side_t, uplo_t, trans_t, diag_t, dim_t, dim_t, float *, float *, inc_t, inc_t, float *,
-                            inc_t, inc_t, cntx_t *, rntm_t *);
-
-void bli_sgemm_ex(trans_t ta, trans_t tb, dim_t m, dim_t n, dim_t k, float *alpha, float *a, inc_t rsa, inc_t csa,
-                  float *b, inc_t rsb, inc_t csb, float *beta, float *c, inc_t rsc, inc_t csc, cntx_t *cntx,
-                  rntm_t *rntm)
-{
-    static sgemm_ex_fn real;
-    if (!real)
-        *(void **)&real = dlsym(RTLD_NEXT, "bli_sgemm_ex");
-    double t0 = now();
-    real(ta, tb, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, cntx, rntm);
-    blis_account(t0);
-}
-
-void bli_strsm_ex(side_t side, uplo_t uplo, trans_t ta, diag_t diag, dim_t m, dim_t n, float *alpha, float *a,
-                  inc_t rsa, inc_t csa, float *b, inc_t rsb, inc_t csb, cntx_t *cntx, rntm_t *rntm)
-{
-    static strsm_ex_fn real;
-    if (!real)
-        *(void **)&real = dlsym(RTLD_NEXT, "bli_strsm_ex");
-    double t0 = now();
-    real(side, uplo, ta, diag, m, n, alpha, a, rsa, csa, b, rsb, csb, cntx, rntm);
-    blis_account(t0);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+static int PRINT_TABLE = 0;
 
 struct row {
-    double tok_s, ms, blis_share, loss0, loss1;
+    double tok_s, ms, blis_share, blis_gfs, gflop, loss0, loss1;
     double rss_mb, arena_mb;
 };
+
+static int cmp_rows(const void *x, const void *y)
+{
+    const ox_profile_row *a = x, *b = y;
+    double ta = a->seconds + a->blis_seconds, tb = b->seconds + b->blis_seconds;
+    return (ta < tb) - (ta > tb);
+}
+
+static void print_table(const char *preset, ox_ctx *ctx, int steps)
+{
+    ox_profile_row rows[OX_PROFILE_MAX_ROWS];
+    int n = ox_profile_rows(ctx, rows, OX_PROFILE_MAX_ROWS);
+    if (n > OX_PROFILE_MAX_ROWS)
+        n = OX_PROFILE_MAX_ROWS;
+    qsort(rows, (size_t)n, sizeof *rows, cmp_rows);
+    ox_profile_totals t = ox_profile_total(ctx);
+    double per = 1e3 / steps;
+    printf("\nprofile of %s, per step (mean of %d steps; exclusive = time of the kind minus BLIS inside it):\n",
+           preset, steps);
+    printf("  %-22s %-8s %7s %9s %9s %7s %9s %7s\n", "kind", "phase", "calls", "excl ms", "BLIS ms", "GF/s",
+           "total ms", "share");
+    for (int i = 0; i < n; i++) {
+        const ox_profile_row *r = &rows[i];
+        double tot = r->seconds + r->blis_seconds;
+        if (tot * per < 0.05)
+            continue;
+        char gfs[16] = "-";
+        if (r->blis_seconds > 0)
+            snprintf(gfs, sizeof gfs, "%.1f", 1e-9 * r->blis_flops / r->blis_seconds);
+        printf("  %-22s %-8s %7.0f %9.2f %9.2f %7s %9.2f %6.1f%%\n", r->name, ox_profile_phase_name(r->phase),
+               (double)r->calls / steps, r->seconds * per, r->blis_seconds * per, gfs, tot * per,
+               100 * tot / t.wall);
+    }
+    double ph[3] = { 0 }, phb[3] = { 0 };
+    for (int i = 0; i < n; i++) {
+        ph[rows[i].phase] += rows[i].seconds;
+        phb[rows[i].phase] += rows[i].blis_seconds;
+    }
+    for (int p = 0; p < 3; p++)
+        printf("  %-22s %-8s %7s %9.2f %9.2f %7s %9.2f %6.1f%%\n", "(all kinds)",
+               ox_profile_phase_name((ox_profile_phase)p), "", ph[p] * per, phb[p] * per, "",
+               (ph[p] + phb[p]) * per, 100 * (ph[p] + phb[p]) / t.wall);
+    printf("  step %.1f ms: BLIS %.1f ms (%.0f%%, %.1f GF/s, %.2f GFLOP), everything else %.1f ms\n\n",
+           t.wall * per, t.blis_seconds * per, 100 * t.blis_seconds / t.wall,
+           1e-9 * t.blis_flops / t.blis_seconds, 1e-9 * t.blis_flops / steps, t.seconds * per);
+}
 
 /* One preset, in the child process; fills r. Returns 0 on success. */
 static int run_preset(const char *preset, struct row *r)
@@ -104,33 +110,37 @@ static int run_preset(const char *preset, struct row *r)
     }
     double ms[RUNS], share[RUNS];
     for (int s = 0; s < WARM + RUNS; s++) {
+        if (s == WARM && ox_profile_enable(ctx, 1))
+            return 1;
+        ox_profile_totals before = ox_profile_total(ctx);
         ox_oryx_train_stats st;
-        atomic_store(&blis_ns_outside, 0);
-        atomic_store(&blis_ns_inside, 0);
         double t0 = now();
         if (ox_oryx_train_step(ctx, &tr, &st)) {
             fprintf(stderr, "%s: %s\n", preset, ox_ctx_message(ctx));
             return 1;
         }
         double dt = now() - t0;
-        double blis = 1e-9 * ((double)atomic_load(&blis_ns_outside) + (double)atomic_load(&blis_ns_inside) / THREADS);
+        ox_profile_totals after = ox_profile_total(ctx);
         if (s == 0)
             r->loss0 = st.loss;
         r->loss1 = st.loss;
         if (s >= WARM) {
             ms[s - WARM] = 1e3 * dt;
-            share[s - WARM] = blis / dt;
+            share[s - WARM] = (after.blis_seconds - before.blis_seconds) / dt;
         }
     }
-    qsort(ms, RUNS, sizeof *ms, cmp_double);
-    qsort(share, RUNS, sizeof *share, cmp_double);
-    r->ms = ms[RUNS / 2];
+    ox_profile_totals t = ox_profile_total(ctx);
+    r->ms = median(ms, RUNS);
     r->tok_s = (double)(tc.batch * tc.seq_len * tc.accum) / (1e-3 * r->ms);
-    r->blis_share = share[RUNS / 2];
+    r->blis_share = median(share, RUNS);
+    r->blis_gfs = 1e-9 * t.blis_flops / t.blis_seconds;
+    r->gflop = 1e-9 * t.blis_flops / RUNS;
     r->arena_mb = (double)ox_arena_capacity(&ctx->arena) / (1 << 20);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     r->rss_mb = (double)ru.ru_maxrss / 1024.0;
+    if (PRINT_TABLE)
+        print_table(preset, ctx, RUNS);
     ox_oryx_trainer_free(&tr);
     ox_oryx_model_free(&m);
     ox_oryx_data_free(&data);
@@ -138,21 +148,86 @@ static int run_preset(const char *preset, struct row *r)
     return 0;
 }
 
+/* GF/s of ox_sgemm on the step's largest products (see the header): a Linear [BT, in] -> [BT, out] with
+ * W [out, in] runs y = x W^T (BT x out x in), dx = dy W (BT x in x out), dW = dy^T x (out x in x BT). */
+static double roofline_gfs(int threads, double *each)
+{
+    enum { BT = 2048, D = 256, F = 704 };
+    float *x = calloc((size_t)BT * F, sizeof(float)), *w = calloc((size_t)F * D, sizeof(float));
+    float *y = calloc((size_t)BT * F, sizeof(float));
+    if (!x || !w || !y)
+        return 0;
+    for (size_t i = 0; i < (size_t)BT * F; i++)
+        x[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+    for (size_t i = 0; i < (size_t)F * D; i++)
+        w[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
+    double flops_all = 0, secs_all = 0;
+    for (int s = 0; s < 6; s++) {
+        int64_t in = s < 3 ? D : F, out = s < 3 ? F : D;    /* up projection, then down projection */
+        double t[9];
+        for (int rep = 0; rep < 9; rep++) {
+            double t0 = now();
+            switch (s % 3) {
+            case 0: ox_sgemm(threads, BT, out, in, 1.0f, x, in, 1, w, 1, in, 0.0f, y, out, 1); break;
+            case 1: ox_sgemm(threads, BT, in, out, 1.0f, x, out, 1, w, in, 1, 0.0f, y, in, 1); break;
+            default: ox_sgemm(threads, out, in, BT, 1.0f, x, 1, out, y, in, 1, 1.0f, w, in, 1); break;
+            }
+            t[rep] = now() - t0;
+        }
+        double sec = median(t, 9), fl = 2.0 * BT * (double)in * (double)out;
+        each[s] = 1e-9 * fl / sec;
+        flops_all += fl;
+        secs_all += sec;
+    }
+    free(x);
+    free(w);
+    free(y);
+    return 1e-9 * flops_all / secs_all;
+}
+
 int main(int argc, char **argv)
 {
-    const char *only = argc > 1 ? argv[1] : NULL;   /* optional: one preset */
+    const char *only = argc > 1 ? argv[1] : NULL;   /* optional: one preset (then its profile table too) */
     if (argc > 2)
         THREADS = atoi(argv[2]);                      /* optional: thread count (default 2) */
+    PRINT_TABLE = only != NULL;
     const char *presets[] = { "transformer",   "gdn",      "mamba2",     "hybrid-gdn",
                               "hybrid-mamba2", "oryx-gdn", "oryx-mamba2" };
     /* tokens/s of the PyTorch peer implementation (the targets); 0 = none given */
     const double peer[] = { 9200, 6600, 8800, 6800, 0, 5100, 6400 };
     enum { N = sizeof presets / sizeof presets[0] };
+    /* the parent never starts OpenMP or BLIS threads: a child forked after that would hang in libgomp, so
+     * the roofline is measured in a child too */
+    double each[7] = { 0 };
+    int fdr[2];
+    if (pipe(fdr))
+        return 1;
+    pid_t rp = fork();
+    if (rp < 0)
+        return 1;
+    if (rp == 0) {
+        close(fdr[0]);
+        ox_gemm_setup();
+        each[6] = roofline_gfs(THREADS, each);
+        (void)ox_gemm_arch();
+        _exit(write(fdr[1], each, sizeof each) == (ssize_t)sizeof each ? 0 : 1);
+    }
+    close(fdr[1]);
+    if (read(fdr[0], each, sizeof each) != (ssize_t)sizeof each)
+        return 1;
+    close(fdr[0]);
+    waitpid(rp, NULL, 0);
+    double roof = each[6];
+    printf("roofline: ox_sgemm on the MLP's 2048x256x704 products, %d threads, GF/s: "
+           "up x W^T %.1f, dy W %.1f, dy^T x %.1f; down %.1f, %.1f, %.1f; FLOP-weighted %.1f\n",
+           THREADS, each[0], each[1], each[2], each[3], each[4], each[5], roof);
     printf("training step (sample, forward, backward, clip, AdamW), B = 8, T = 256, D = 256, L = 4, H = 4, "
            "dk = dv = 64, F = 704, threads = %d, mixed maps for oryx; median of %d after %d warm-up\n",
            THREADS, RUNS, WARM);
-    printf("%-14s %9s %10s %10s %9s %10s %10s %15s\n", "preset", "ms/step", "tokens/s", "peer tok/s", "vs peer",
-           "BLIS share", "peak RSS MB", "arena MB");
+    printf("%-14s %8s %9s %7s %8s %6s %7s %7s %10s %8s %8s %8s\n", "preset", "ms/step", "tokens/s", "peer",
+           "vs peer", "BLIS", "BLIS", "GFLOP", "roof", "of roof", "peak RSS", "arena");
+    printf("%-14s %8s %9s %7s %8s %6s %7s %7s %10s %8s %8s %8s\n", "", "", "", "tok/s", "", "share", "GF/s",
+           "/step", "tok/s", "", "MB", "MB");
     for (int i = 0; i < N; i++) {
         if (only && strcmp(only, presets[i]) != 0)
             continue;
@@ -167,6 +242,7 @@ int main(int argc, char **argv)
             close(fd[0]);
             struct row r = { 0 };
             int rc = run_preset(presets[i], &r);
+            fflush(stdout);
             if (write(fd[1], &r, sizeof r) != (ssize_t)sizeof r)
                 rc = 1;
             _exit(rc);
@@ -186,8 +262,10 @@ int main(int argc, char **argv)
             snprintf(vs, sizeof vs, "%.2fx", r.tok_s / peer[i]);
             snprintf(pr, sizeof pr, "%.0f", peer[i]);
         }
-        printf("%-14s %9.1f %10.0f %10s %9s %9.0f%% %10.0f %15.1f   (loss %.3f -> %.3f)\n", presets[i], r.ms,
-               r.tok_s, pr, vs, 100 * r.blis_share, r.rss_mb, r.arena_mb, r.loss0, r.loss1);
+        double roof_tok = 8.0 * 256.0 / (r.gflop / roof);
+        printf("%-14s %8.1f %9.0f %7s %8s %5.0f%% %7.1f %7.1f %10.0f %7.0f%% %8.0f %8.1f   (loss %.3f -> %.3f)\n",
+               presets[i], r.ms, r.tok_s, pr, vs, 100 * r.blis_share, r.blis_gfs, r.gflop, roof_tok,
+               100 * r.tok_s / roof_tok, r.rss_mb, r.arena_mb, r.loss0, r.loss1);
     }
     return 0;
 }

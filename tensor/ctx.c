@@ -2,6 +2,7 @@
 #include "tensor/ctx.h"
 #include "tensor/alloc.h"
 #include "tensor/gemm.h"
+#include "tensor/profile.h"
 
 #include <omp.h>
 #include <stdarg.h>
@@ -32,6 +33,7 @@ void ox_ctx_free(ox_ctx *ctx)
 {
     if (!ctx)
         return;
+    ox_profile_enable(ctx, 0);
     ox_arena_free(&ctx->arena);
     ox_free(ctx);
 }

@@ -21,6 +21,7 @@
 #include "tensor/status.h"
 
 struct ox_ag_node;
+struct ox_profile;
 
 typedef struct ox_ctx {
     ox_status status;            /* first error since the last clear, or OX_OK */
@@ -31,6 +32,7 @@ typedef struct ox_ctx {
     struct ox_ag_node *tape;     /* newest node of the tape (autograd/tape.h), NULL if empty */
     int64_t tape_len;
     uint64_t attn_madds;         /* multiply-adds counted by attention kernels (nn/) */
+    struct ox_profile *profile;  /* step profile (tensor/profile.h), NULL when off */
 } ox_ctx;
 
 /* A new context: empty arena, gradients enabled, n_threads = the cores this process may run on.

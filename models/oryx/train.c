@@ -2,6 +2,7 @@
  * with the cosine schedule, NaN/Inf guard), evaluation in nats and bits per byte, and resumable checkpoints
  * of the training state (model file + state file). */
 #include "models/oryx/train.h"
+#include "tensor/profile.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -225,12 +226,14 @@ ox_status ox_oryx_train_grads(ox_ctx *ctx, ox_oryx_trainer *tr, double *loss)
     const ox_oryx_train_config *c = &tr->cfg;
     ox_rng rng0 = tr->rng;     /* a failed step leaves the sampler where it was */
     ox_nn_params_zero_grad(&tr->model->params);
+    OX_PROFILE_MARK(ctx, "zero_grad", OX_PROF_OTHER);
     double sum = 0;
     for (int64_t j = 0; j < c->accum; j++) {
         ox_ctx_reset(ctx);
         ox_tensor *mode = NULL, *l = NULL;
         if (ox_oryx_data_sample(ctx, tr->data, &tr->rng, tr->rows) == OX_OK)
             mode = ox_oryx_map_build(ctx, &c->map, (uint64_t)(tr->step * c->accum + j), c->batch, c->seq_len);
+        OX_PROFILE_MARK(ctx, "data", OX_PROF_OTHER);
         if (mode)
             l = ox_oryx_loss(ctx, tr->model, tr->rows, mode, NULL);
         double v = l ? (double)ox_tensor_f32(l)[0] : NAN;
@@ -247,6 +250,7 @@ ox_status ox_oryx_train_grads(ox_ctx *ctx, ox_oryx_trainer *tr, double *loss)
         sum += v;
     }
     ox_ctx_reset(ctx);
+    OX_PROFILE_MARK(ctx, "arena.reset", OX_PROF_OTHER);
     if (loss)
         *loss = sum / (double)c->accum;
     return OX_OK;
@@ -275,9 +279,11 @@ ox_status ox_oryx_train_update(ox_ctx *ctx, ox_oryx_trainer *tr, double loss, ox
         }
         return s;
     }
+    OX_PROFILE_MARK(ctx, "optim.clip", OX_PROF_OTHER);
     double lr = ox_optim_lr_cosine(tr->step + 1, c->warmup, c->total_steps, c->lr_max, c->lr_min);
     if (ox_optim_adamw_step(ctx, tr->opt, (float)lr))
         return ctx->status;
+    OX_PROFILE_MARK(ctx, "optim.adamw", OX_PROF_OTHER);
     tr->step++;
     if (stats) {
         stats->loss = loss;
