@@ -57,6 +57,8 @@ CLI_BIN  := $(if $(filter 1,$(SAN)),$(BUILD)/bin/oryx,bin/oryx)
 CLI      := $(if $(CLI_SRC),$(CLI_BIN))
 
 .PHONY: all run test test-run test-asan bench deps install clean
+# Keep object files of programs (make would otherwise delete them as intermediates and rebuild next time).
+.SECONDARY:
 .DEFAULT_GOAL := all
 
 all: deps
@@ -101,10 +103,16 @@ $(CLI_BIN): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(STATIC)
 run: all
 	bin/oryx train --out runs/oryx
 	@echo
-	bin/oryx generate --ckpt runs/oryx --prompt "ROMEO:" --tokens 400
+	bin/oryx generate --ckpt runs/oryx --prompt "ROMEO:" --tokens 400 --modes every:8 \
+	    --mode-map-png runs/oryx.modes.png
 	@echo
-	@echo "checkpoint: runs/oryx.safetensors (training state runs/oryx.train.safetensors)," \
-	      "loss history: runs/oryx.loss.csv (picture runs/oryx.loss.png); inspect with: bin/oryx info --ckpt runs/oryx"
+	bin/oryx attention --ckpt runs/oryx --prompt "ROMEO: But soft, what light through yonder window breaks?" \
+	    --out runs/oryx.attention.png
+	@echo
+	@echo "checkpoint:  runs/oryx.safetensors (training state runs/oryx.state.safetensors)"
+	@echo "pictures:    runs/oryx.loss.png (loss curves), runs/oryx.modes.png (mode map of the sample)," \
+	      "runs/oryx.attention.png (one attention head)"
+	@echo "history:     runs/oryx.loss.csv; inspect the model with: bin/oryx info --ckpt runs/oryx"
 
 # The test suite. Criterion runs each test in its own process, two at a time (the machine's cores);
 # each test process then uses one OpenMP/BLIS thread unless a test sets its own count.
