@@ -105,6 +105,7 @@ int cli_train(int argc, char **argv);
 int cli_generate(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_info(int argc, char **argv);
+int cli_mqar(int argc, char **argv);
 
 /* Human-readable durations for progress lines ("1m05s", "42s"). */
 void cli_format_duration(double seconds, char *buf, size_t n);

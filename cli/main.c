@@ -1,5 +1,5 @@
-/* main.c - bin/oryx: the program a person runs. Dispatches to the subcommands train, generate, eval and
- * info (one file each in cli/); `oryx --help` lists them, `oryx <command> --help` lists every flag with
+/* main.c - bin/oryx: the program a person runs. Dispatches to the subcommands train, generate, eval,
+ * info and mqar (one file each in cli/); `oryx --help` lists them, `oryx <command> --help` lists every flag with
  * its default. Errors are one line on stderr and a non-zero exit code (cli.h). */
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +18,8 @@ static const char usage[] =
     "            oryx eval --ckpt CKPT --data FILE --modes SPEC\n"
     "  info      a checkpoint's configuration, parameter report and size\n"
     "            oryx info --ckpt CKPT\n"
+    "  mqar      train presets on multi-query associative recall, accuracy per mode map and attention fraction\n"
+    "            oryx mqar --presets oryx-gdn,hybrid-gdn --minutes 10 --out runs/mqar\n"
     "\n"
     "SPEC (mode schedule): attn | lin | mixed:<f> | every:<N> | prompt-attn (generate) | a file of 'a'/'l'\n";
 
@@ -38,6 +40,8 @@ int main(int argc, char **argv)
         return cli_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)
         return cli_info(argc - 1, argv + 1);
-    return cli_fail(CLI_ERR_USAGE, "", "unknown command '%s' (commands: train, generate, eval, info; see oryx --help)",
+    if (strcmp(cmd, "mqar") == 0)
+        return cli_mqar(argc - 1, argv + 1);
+    return cli_fail(CLI_ERR_USAGE, "", "unknown command '%s' (commands: train, generate, eval, info, mqar; see oryx --help)",
                     cmd);
 }
