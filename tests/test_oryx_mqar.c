@@ -339,8 +339,8 @@ static void tiny_model(ox_ctx *ctx, ox_oryx_model *m, const char *preset, int64_
 }
 
 /* A 2-layer Transformer (D 64) trained on MQAR with V = 32 (keys 1..15, values 16..31, chance 1/16),
- * (T, N) = (32, 4) and (16, 2) alternately. Measured: held-out accuracy ~XX after the steps below; we
- * require > 0.5, eight times chance: a model that cannot read the context stays near 1/16 (it can at best
+ * (T, N) = (32, 4) and (16, 2) alternately, 300 steps. Measured held-out accuracy: 0.998 (batch 32),
+ * 0.93 (batch 16, the sanitizer run), from 0.00 untrained; we require > 0.5, eight times chance: a model that cannot read the context stays near 1/16 (it can at best
  * learn that the answer is a value, 1/16), so only recall passes. */
 Test(oryx_mqar, attention_learns_recall, .timeout = 60)
 {
@@ -351,9 +351,9 @@ Test(oryx_mqar, attention_learns_recall, .timeout = 60)
     tc.n_slices = 2;
     tc.slices[0] = ox_oryx_mqar_task_make(32, 32, 4);
     tc.slices[1] = ox_oryx_mqar_task_make(32, 16, 2);
-    tc.batch = 32;
+    tc.batch = test_small() ? 16 : 32;      /* the sanitizer build runs ~5x slower: half the work per step */
     tc.warmup = 20;
-    tc.total_steps = test_small() ? 150 : 300;
+    tc.total_steps = 300;
     ox_oryx_mqar_trainer tr;
     assert_ok(ctx, ox_oryx_mqar_trainer_init(ctx, &tr, &m, &tc));
     ox_oryx_mqar_map_spec attn = { .kind = OX_ORYX_MQAR_MAP_ATTN };
