@@ -520,17 +520,18 @@ ox_status ox_oryx_mqar_train_run(ox_ctx *ctx, ox_oryx_mqar_trainer *tr, double m
     if (!tr || !tr->opt)
         return ox_ctx_fail(ctx, OX_ERR_STATE, "mqar train run: the trainer is not initialised");
     double t0 = now_s();
-    int64_t s0 = tr->step, probe = tr->cfg.total_steps - s0 < 10 ? tr->cfg.total_steps - s0 : 10;
+    int64_t s0 = tr->step, cap = tr->cfg.total_steps;
     while (tr->step < tr->cfg.total_steps) {
         ox_oryx_mqar_train_stats st;
         if (ox_oryx_mqar_train_step(ctx, tr, &st))
             return ctx->status;
         double el = now_s() - t0;
-        if (max_seconds > 0 && tr->step - s0 == probe && probe > 0) {
-            double per = el / (double)probe;
-            double fit = (double)tr->step + (max_seconds - el) / (1.05 * per);
-            if (fit < (double)tr->cfg.total_steps)
-                tr->cfg.total_steps = fit > (double)tr->step ? (int64_t)fit : tr->step;
+        int64_t done = tr->step - s0;
+        if (max_seconds > 0 && (done == 10 || done % 100 == 0)) {
+            /* fit the schedule to the budget from the mean step time so far (refitted as it changes) */
+            double fit = (double)tr->step + (max_seconds - el) / (1.05 * el / (double)done);
+            int64_t total = fit < (double)cap ? (int64_t)fit : cap;
+            tr->cfg.total_steps = total > tr->step ? total : tr->step;
         }
         if (progress)
             progress(user, &st, el);

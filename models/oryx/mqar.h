@@ -158,10 +158,10 @@ ox_status ox_oryx_mqar_train_step(ox_ctx *ctx, ox_oryx_mqar_trainer *tr, ox_oryx
 typedef void (*ox_oryx_mqar_progress_fn)(void *user, const ox_oryx_mqar_train_stats *st, double elapsed);
 
 /* Steps until tr->step == cfg.total_steps or, when max_seconds > 0, until max_seconds have elapsed.
- * With a time budget the run is fitted to it: after the first min(10, total_steps) steps of this call
- * the measured seconds per step set cfg.total_steps = min(total_steps, step + remaining time / (1.05 *
- * seconds per step)), so the cosine schedule ends at the budget (the step count is then timing-dependent;
- * with max_seconds <= 0 the run is deterministic). progress may be NULL. */
+ * With a time budget the run is fitted to it: after 10 steps of this call and every 100 steps after that,
+ * the mean seconds per step so far set cfg.total_steps = min(the total_steps given at the start, step +
+ * remaining time / (1.05 * seconds per step)), so the cosine schedule ends near the budget (the step count
+ * is then timing-dependent; with max_seconds <= 0 the run is deterministic). progress may be NULL. */
 ox_status ox_oryx_mqar_train_run(ox_ctx *ctx, ox_oryx_mqar_trainer *tr, double max_seconds,
                                  ox_oryx_mqar_progress_fn progress, void *user);
 
