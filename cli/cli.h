@@ -107,6 +107,7 @@ int cli_eval(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_plot(int argc, char **argv);
 int cli_attention(int argc, char **argv);
+int cli_mqar(int argc, char **argv);
 
 /* Draws the loss history csv (as train writes it) to the PNG png with the given title: training loss per
  * step and validation loss where measured (cli/plot.c). 0, or an exit code after one line on stderr. */

@@ -1,5 +1,5 @@
 /* main.c - bin/oryx: the program a person runs. Dispatches to the subcommands train, generate, eval,
- * info, plot and attention (one file each in cli/); `oryx --help` lists them, `oryx <command> --help`
+ * info, plot, attention and mqar (one file each in cli/); `oryx --help` lists them, `oryx <command> --help`
  * lists every flag with its default. Errors are one line on stderr and a non-zero exit code (cli.h). */
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +22,8 @@ static const char usage[] =
     "            oryx plot --out FILE.png RUN.loss.csv [RUN2.loss.csv ...]\n"
     "  attention draw one attention head's probabilities for a prompt as a PNG heatmap\n"
     "            oryx attention --ckpt CKPT --prompt TEXT --layer L --head H --out FILE.png\n"
+    "  mqar      train presets on multi-query associative recall, accuracy per mode map and attention fraction\n"
+    "            oryx mqar --presets oryx-gdn,hybrid-gdn --minutes 10 --out runs/mqar\n"
     "\n"
     "SPEC (mode schedule): attn | lin | mixed:<f> | every:<N> | prompt-attn (generate) | a file of 'a'/'l'\n";
 
@@ -46,6 +48,8 @@ int main(int argc, char **argv)
         return cli_plot(argc - 1, argv + 1);
     if (strcmp(cmd, "attention") == 0)
         return cli_attention(argc - 1, argv + 1);
-    return cli_fail(CLI_ERR_USAGE, "", "unknown command '%s' (commands: train, generate, eval, info, plot, attention; see oryx --help)",
+    if (strcmp(cmd, "mqar") == 0)
+        return cli_mqar(argc - 1, argv + 1);
+    return cli_fail(CLI_ERR_USAGE, "", "unknown command '%s' (commands: train, generate, eval, info, plot, attention, mqar; see oryx --help)",
                     cmd);
 }

@@ -562,3 +562,104 @@ Test(cli, sigint_saves_a_checkpoint_that_resumes)
     ox_ctx_free(ctx);
     cleanup_dir(dir);
 }
+
+/* ---- mqar ---- */
+
+/* A tiny MQAR run of an Oryx preset and a baseline: PREFIX.csv has the header and, per preset, one row per
+ * (map, slice) plus a pooled "all" row, with the attention fractions and query counts the maps imply
+ * (queries: N / T; sweep f: round(f T) / T; model rows: attention layers / L) and accuracies in [0, 1]. */
+Test(cli, mqar_writes_the_csv)
+{
+    char dir[64], out[128], path[160];
+    make_tmp(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/sub/res", dir);
+    const char *args[] = { "mqar", "--presets", "oryx-gdn,transformer", "--layers", "1", "--d-model", "16",
+                           "--heads", "2", "--vocab", "32", "--slices", "32x4,16x2", "--steps", "3", "--warmup", "1",
+                           "--batch", "4", "--eval-examples", "5", "--fractions", "0,3/10,1", "--threads", "1",
+                           "--out", out, NULL };
+    int rc = run_oryx(dir, args);
+    char *err = out_of(dir, "err");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err);
+    free(err);
+    snprintf(path, sizeof path, "%s.csv", out);
+    char *csv = read_all(path);
+    /* expected rows: oryx-gdn has lin, queries, attn and 3 sweep maps, transformer one "model" map; each
+     * map gives rows for 32x4, 16x2 and all */
+    struct { const char *preset, *map; double f32, f16; } want[] = {
+        { "oryx-gdn", "lin", 0, 0 },         { "oryx-gdn", "queries", 4.0 / 32, 2.0 / 16 },
+        { "oryx-gdn", "attn", 1, 1 },        { "oryx-gdn", "sweep", 0, 0 },
+        { "oryx-gdn", "sweep", 10.0 / 32, 5.0 / 16 },   /* round(0.3 * 32) = 10, round(0.3 * 16) = 5 */
+        { "oryx-gdn", "sweep", 1, 1 },       { "transformer", "model", 1, 1 },
+    };
+    char *line = strtok(csv, "\n");
+    cr_assert_str_eq(line, "preset,T,N,map,attn_fraction,accuracy,n_queries");
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        for (int k = 0; k < 3; k++) {
+            line = strtok(NULL, "\n");
+            cr_assert_not_null(line, "row %zu.%d missing", i, k);
+            char preset[32], T[8], N[8], map[16];
+            double f, acc;
+            long long nq;
+            cr_assert_eq(sscanf(line, "%31[^,],%7[^,],%7[^,],%15[^,],%lf,%lf,%lld", preset, T, N, map, &f, &acc, &nq), 7,
+                         "row '%s'", line);
+            cr_assert_str_eq(preset, want[i].preset, "row '%s'", line);
+            cr_assert_str_eq(map, want[i].map, "row '%s'", line);
+            const char *tw[] = { "32", "16", "all" }, *nw[] = { "4", "2", "all" };
+            cr_assert_str_eq(T, tw[k], "row '%s'", line);
+            cr_assert_str_eq(N, nw[k], "row '%s'", line);
+            double fw = k == 0 ? want[i].f32 : k == 1 ? want[i].f16 : (want[i].f32 + want[i].f16) / 2;
+            cr_assert(fabs(f - fw) < 1e-5, "row '%s': fraction %g, want %g", line, f, fw);
+            long long nw_q = k == 0 ? 5 * 4 : k == 1 ? 5 * 2 : 5 * 6;
+            cr_assert_eq(nq, nw_q, "row '%s'", line);
+            cr_assert(acc >= 0 && acc <= 1, "row '%s'", line);
+        }
+    cr_assert_null(strtok(NULL, "\n"), "extra rows");
+    free(csv);
+    char *o = out_of(dir, "out");
+    cr_assert_not_null(strstr(o, "oryx-gdn: "), "%s", o);
+    cr_assert_not_null(strstr(o, "transformer: "), "%s", o);
+    cr_assert_not_null(strstr(o, "MQAR accuracy"), "%s", o);
+    free(o);
+    /* --help works and names the flags */
+    const char *help[] = { "mqar", "--help", NULL };
+    cr_assert_eq(run_oryx(dir, help), 0);
+    o = out_of(dir, "out");
+    cr_assert_not_null(strstr(o, "usage: oryx mqar"));
+    cr_assert_not_null(strstr(o, "--fractions"));
+    free(o);
+    snprintf(path, sizeof path, "%s/sub", dir);
+    cleanup_dir(path);
+    cleanup_dir(dir);
+}
+
+Test(cli, mqar_bad_input_is_one_line_and_exit_2)
+{
+    char dir[64], outdir[128], out[160];
+    make_tmp(dir, sizeof dir);
+    snprintf(outdir, sizeof outdir, "%s/out", dir);
+    cr_assert_eq(mkdir(outdir, 0777), 0);
+    snprintf(out, sizeof out, "%s/res", outdir);
+    const char *a1[] = { "mqar", "--slices", "30x8", "--out", out, NULL };             /* 4N > T */
+    expect_error(dir, a1, 2);
+    const char *a2[] = { "mqar", "--slices", "256x16", "--vocab", "16", "--out", out, NULL };  /* 7 keys < 16 */
+    expect_error(dir, a2, 2);
+    const char *a3[] = { "mqar", "--slices", "256-16", "--out", out, NULL };
+    expect_error(dir, a3, 2);
+    const char *a4[] = { "mqar", "--presets", "oryx-gdn,gpt-5", "--out", out, NULL };
+    expect_error(dir, a4, 2);
+    const char *a5[] = { "mqar", "--fractions", "0,2", "--out", out, NULL };
+    expect_error(dir, a5, 2);
+    const char *a6[] = { "mqar", "--fractions", "3/2", "--out", out, NULL };
+    expect_error(dir, a6, 2);
+    const char *a7[] = { "mqar", "--d-model", "32", "--heads", "3", "--out", out, NULL };
+    expect_error(dir, a7, 2);
+    const char *a8[] = { "mqar", "--minutes", "soon", "--out", out, NULL };
+    expect_error(dir, a8, 2);
+    const char *a9[] = { "mqar", "--frobnicate", "--out", out, NULL };
+    expect_error(dir, a9, 2);
+    const char *a10[] = { "mqar", "--vocab", "33", "--out", out, NULL };
+    expect_error(dir, a10, 2);
+    cr_assert_eq(count_files(outdir), 0, "a failed mqar left files behind");
+    cleanup_dir(outdir);
+    cleanup_dir(dir);
+}

@@ -149,3 +149,21 @@ Test(examples, training_programs_reject_unknown_flags)
         assert_contains(&r, "usage:");
     }
 }
+
+/* 04_mqar_hybrids --quick: 60 steps per model, enough to leave chance (1/16: guessing among the values)
+ * but not to learn recall. Measured: hybrid 0.21, oryx queries-only 0.16, oryx all-LIN 0.15; we require
+ * every accuracy in [0, 1] and the two headline ones above 1.5x chance (0.094), which an untrained or
+ * non-learning model (accuracy ~0 to 0.06) does not reach. */
+Test(examples, mqar_hybrids_quick)
+{
+    static struct run r;
+    run_example(&r, NULL, "04_mqar_hybrids", "--quick --threads 1");
+    cr_assert_eq(r.code, 0, "exit code %d, output:\n%s", r.code, r.out);
+    double hyb = value_after(&r, "1 attention layer): accuracy");
+    double q = value_after(&r, "of tokens): accuracy");
+    double lin = value_after(&r, "every token LIN: accuracy");
+    cr_assert(hyb > 0.094 && hyb <= 1, "hybrid accuracy %.4f", hyb);
+    cr_assert(q > 0.094 && q <= 1, "oryx queries-only accuracy %.4f", q);
+    cr_assert(lin >= 0 && lin <= 1, "oryx all-LIN accuracy %.4f", lin);
+    assert_contains(&r, "\nok\n");
+}
