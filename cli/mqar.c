@@ -7,7 +7,8 @@
  * map is lin / attn / queries / sweep for Oryx presets (attn_fraction = ATTN tokens / T; for queries N / T)
  * and "model" for the single-core presets (attn_fraction = attention layers / L, the layer-axis analogue).
  * Rows with T = N = "all" pool the slices (same number of held-out examples per slice). The CSV is written
- * to PREFIX.csv.tmp and renamed, so it is never left half-written. */
+ * to PREFIX.csv.tmp and renamed, so it is never left half-written. PREFIX.png draws the pooled accuracy
+ * against the attention fraction, one line per preset (write_png). */
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "autograd/tape.h"
 #include "cli/cli.h"
 #include "models/oryx/mqar.h"
+#include "plot/chart.h"
 
 #define MAX_PRESETS 8
 #define MAX_FRACTIONS 16
@@ -48,7 +50,7 @@ static const char mqar_help[] =
     "  --seed S           seed of initialisation, training data and maps (default 1234; held-out set:\n"
     "                     S + 1000)\n"
     "  --threads N        threads, 0 = all cores (default 0)\n"
-    "  --out PREFIX       writes PREFIX.csv (default runs/mqar)\n"
+    "  --out PREFIX       writes PREFIX.csv and PREFIX.png (accuracy vs attention fraction; default runs/mqar)\n"
     "  -h, --help         this text\n";
 
 typedef struct mqar_opts {
@@ -488,6 +490,64 @@ static int write_csv(const char *prefix, const mqar_row *rows, int nr)
     return 0;
 }
 
+/* PREFIX.png: accuracy (pooled over the slices) vs attention fraction, one line per preset. An Oryx preset
+ * gives a line through its maps sorted by fraction (all-LIN, query-only, the sweep, all-ATTN; equal
+ * fractions keep the first map measured); a single-mixer or layer-axis preset gives one marked point at its
+ * share of attention layers. */
+static int write_png(ox_ctx *ctx, const char *prefix, const mqar_row *rows, int nr, int n_presets)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s.png", prefix) >= (int)sizeof path)
+        return cli_fail(CLI_ERR_USAGE, C, "--out name is too long");
+    double *xy = calloc(2 * (size_t)nr + 1, sizeof *xy);
+    ox_plot_series *series = calloc((size_t)n_presets + 1, sizeof *series);
+    if (!xy || !series) {
+        free(xy);
+        free(series);
+        return cli_fail(CLI_ERR_RUN, C, "out of memory");
+    }
+    int ns = 0, used = 0;
+    for (int i = 0; i < nr; i++) {
+        if (rows[i].T || (ns > 0 && series[ns - 1].label == rows[i].preset))
+            continue;   /* not a pooled row, or its preset has its line already (rows come preset by preset) */
+        const char *preset = rows[i].preset;
+        double *x = xy + used, *y = xy + nr + used;
+        int n = 0;
+        for (int j = i; j < nr && rows[j].preset == preset; j++) {
+            if (rows[j].T)
+                continue;
+            int k = n, dup = 0;
+            for (int q = 0; q < n; q++)
+                dup |= x[q] == rows[j].fraction;
+            if (dup)
+                continue;
+            while (k > 0 && x[k - 1] > rows[j].fraction) {   /* insertion sort by fraction */
+                x[k] = x[k - 1];
+                y[k] = y[k - 1];
+                k--;
+            }
+            x[k] = rows[j].fraction;
+            y[k] = acc(&rows[j]);
+            n++;
+        }
+        used += n;
+        series[ns++] = (ox_plot_series){ .label = preset, .x = x, .y = y, .n = n, .markers = 1 };
+    }
+    ox_plot_line_chart ch = { .title = "MQAR: accuracy vs share of tokens in attention mode",
+                              .xlabel = "attention fraction (ATTN tokens / all tokens)",
+                              .ylabel = "accuracy on queried values",
+                              .series = series, .n_series = ns, .fixed_x = 1, .xmin = -0.02, .xmax = 1.02,
+                              .fixed_y = 1, .ymin = -0.02, .ymax = 1.05 };   /* margins: points at 0 and 1 stay off the frame */
+    int code = 0;
+    if (ox_plot_line_chart_png(ctx, &ch, path))
+        code = cli_fail(CLI_ERR_RUN, C, "%s", ox_ctx_message(ctx));
+    else
+        printf("wrote %s\n", path);
+    free(xy);
+    free(series);
+    return code;
+}
+
 int cli_mqar(int argc, char **argv)
 {
     mqar_opts o;
@@ -515,7 +575,8 @@ int cli_mqar(int argc, char **argv)
     if (!code) {
         print_table(&o, rows, nr);
         code = write_csv(o.out, rows, nr);
-        /* A PNG of accuracy vs attention fraction (one line per preset, from the sweep rows) goes here. */
+        if (!code)
+            code = write_png(ctx, o.out, rows, nr, o.n_presets);
     }
     free(rows);
     ox_ctx_free(ctx);

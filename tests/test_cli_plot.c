@@ -348,3 +348,31 @@ Test(cli_plot, bad_input_is_one_line_and_no_picture)
     }
     cleanup_dir(dir);
 }
+
+/* oryx mqar draws PREFIX.png beside PREFIX.csv: the Oryx preset is a line across the fraction axis (its maps
+ * run from all-LIN to all-ATTN), the single-mixer baseline one marked point; axes and text are drawn. */
+Test(cli_plot, mqar_draws_accuracy_vs_attention_fraction)
+{
+    char dir[64], out[128], path[160];
+    make_tmp(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/res", dir);
+    const char *args[] = { "mqar", "--presets", "oryx-gdn,transformer", "--layers", "1", "--d-model", "16",
+                           "--heads", "2", "--vocab", "32", "--slices", "32x4", "--steps", "2", "--warmup", "1",
+                           "--batch", "4", "--eval-examples", "3", "--fractions", "0,1/2,1", "--threads", "1",
+                           "--out", out, NULL };
+    cr_assert_eq(run_oryx(dir, args), 0);
+    char *so = out_of(dir, "out");
+    snprintf(path, sizeof path, "%s.png", out);
+    cr_assert(strstr(so, path), "the output names the picture: %s", so);
+    free(so);
+    image im = read_png(path);
+    /* the line spans the whole x axis (~650 px of plot width at 800 x 500) with thickness >= 2 */
+    cr_assert_gt(count_color(&im, ox_plot_palette(0)), 600, "oryx-gdn line");
+    int64_t point = count_color(&im, ox_plot_palette(1));
+    cr_assert(point > 4 && point < 400, "transformer: one marker (plus its legend swatch), got %lld px",
+              (long long)point);
+    cr_assert_eq(count_color(&im, ox_plot_palette(2)), 0, "two presets only");
+    cr_assert_gt(count_color(&im, OX_PLOT_TEXT_COLOR), 1000, "axes and text");
+    free(im.px);
+    cleanup_dir(dir);
+}
