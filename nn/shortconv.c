@@ -50,7 +50,8 @@ static ox_status conv_backward(ox_ctx *ctx, ox_ag_node *node)
 {
     const conv_saved *s = node->saved;
     ox_tensor *w = node->in[1], *y = node->out[0];
-    ox_tensor *gx = ox_ag_grad(ctx, node->in[0]);
+    int fresh = 0;     /* gx created by this call: its rows are written (=), not accumulated */
+    ox_tensor *gx = ox_ag_grad_fresh(ctx, node->in[0], &fresh);
     ox_tensor *gw = ox_ag_grad(ctx, w);
     if (ctx->status)
         return ctx->status;
@@ -79,13 +80,21 @@ static ox_status conv_backward(ox_ctx *ctx, ox_ag_node *node)
     }
     const float *dp = dpre ? dpre : dy;     /* contiguous [B, T, C] */
     if (gx) {
-        /* dx[s] += sum_k wt[3 - k] ⊙ dpre[s + k], k = 0..3 with s + k < T; each row by one thread */
+        /* dx[s] += sum_k wt[3 - k] ⊙ dpre[s + k], k = 0..3 with s + k < T; each row by one thread; a fresh
+         * gx takes its k = 0 term with '=' (same sums: 0 + a = a) */
         float *g = ox_tensor_f32(gx);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
         for (int64_t bt = 0; bt < B * T; bt++) {
             int64_t t = bt % T;
             float *dx = g + bt * C;
-            for (int64_t k = 0; k <= 3 && t + k < T; k++) {
+            const float *d0 = dp + bt * C, *w3 = wt + 3 * C;
+            if (fresh)
+                for (int64_t c = 0; c < C; c++)
+                    dx[c] = w3[c] * d0[c];
+            else
+                for (int64_t c = 0; c < C; c++)
+                    dx[c] += w3[c] * d0[c];
+            for (int64_t k = 1; k <= 3 && t + k < T; k++) {
                 const float *d = dp + (bt + k) * C, *wk = wt + (3 - k) * C;
                 for (int64_t c = 0; c < C; c++)
                     dx[c] += wk[c] * d[c];
