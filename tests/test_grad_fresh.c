@@ -1,10 +1,12 @@
 /* test_grad_fresh.c - ox_ag_grad_fresh (autograd/tape.h): a gradient buffer created on first touch is
- * written with '=' by the backwards that use it (linear dx, silu_mul, shortconv dx) instead of being
+ * written with '=' by the backwards that use it (linear dx, silu_mul, shortconv dx, reshape / permute,
+ * elementwise binary ops) instead of being
  * zero-filled and accumulated into.
  *
  * Each op's input gradient taken through the fresh path is compared with the same gradient taken through
  * the accumulate path (the buffer created zeroed before backward). The two must be bit-identical (exact
- * equality, no tolerance: writing a is the same as 0 + a, and no other sum changes order). The arena
+ * equality, no tolerance: writing a is the same as 0 + a, and no other sum changes order). Also the
+ * reshape / permute views and the elementwise binary ops (a same-shape operand, both sides). The arena
  * memory the fresh buffers land in is first filled with NaN, so an element the fresh path forgot to write
  * shows up as a NaN / mismatch. An input used twice (two linears) checks that the second use accumulates
  * onto the first. */
@@ -59,7 +61,11 @@ static void grad_of_h(int op, int preseed, float *out)
     case 0: y = ox_nn_linear(ctx, h, w1); break;
     case 1: y = ox_ag_add(ctx, ox_nn_linear(ctx, h, w1), ox_nn_linear(ctx, h, w2)); break;
     case 2: y = ox_nn_silu_mul(ctx, h, h2); break;
-    default: y = ox_nn_shortconv(ctx, h, wc, OX_NN_ACT_SILU); break;
+    case 3: y = ox_nn_shortconv(ctx, h, wc, OX_NN_ACT_SILU); break;
+    case 4: y = ox_ag_reshape(ctx, h, OX_DIMS(B * T, C)); break;
+    case 5: y = ox_ag_permute(ctx, h, (const int[]){ 2, 0, 1 }); break;
+    case 6: y = ox_ag_add(ctx, ox_ag_mul(ctx, h, h2), ox_ag_sub(ctx, h2, h)); break;
+    default: y = ox_ag_div(ctx, h2, h); break;     /* h the divisor: the -a / b^2 path */
     }
     cr_assert_not_null(y, "%s", ox_ctx_message(ctx));
     ox_tensor *r = randn(ctx, &rng, y->ndim, y->shape, 0, 1);
@@ -83,8 +89,9 @@ static void grad_of_h(int op, int preseed, float *out)
 
 Test(grad_fresh, written_whole_and_equal_to_accumulated)
 {
-    const char *names[] = { "linear", "linear used twice", "silu_mul", "shortconv" };
-    for (int op = 0; op < 4; op++) {
+    const char *names[] = { "linear",  "linear used twice", "silu_mul",           "shortconv",
+                            "reshape", "permute",           "mul + sub (b side)", "div (b side)" };
+    for (int op = 0; op < 8; op++) {
         float fresh[B * T * C], acc[B * T * C];
         grad_of_h(op, 0, fresh);
         grad_of_h(op, 1, acc);
