@@ -1,12 +1,13 @@
 /* test_grad_fresh.c - ox_ag_grad_fresh (autograd/tape.h): a gradient buffer created on first touch is
  * written with '=' by the backwards that use it (linear dx, silu_mul, shortconv dx, reshape / permute,
- * elementwise binary ops) instead of being
+ * elementwise binary ops, rope, l2norm, rmsnorm, gated_rmsnorm) instead of being
  * zero-filled and accumulated into.
  *
  * Each op's input gradient taken through the fresh path is compared with the same gradient taken through
  * the accumulate path (the buffer created zeroed before backward). The two must be bit-identical (exact
  * equality, no tolerance: writing a is the same as 0 + a, and no other sum changes order). Also the
- * reshape / permute views and the elementwise binary ops (a same-shape operand, both sides). The arena
+ * reshape / permute views, the elementwise binary ops (a same-shape operand, both sides), rope, l2norm,
+ * rmsnorm and gated_rmsnorm (both inputs). The arena
  * memory the fresh buffers land in is first filled with NaN, so an element the fresh path forgot to write
  * shows up as a NaN / mismatch. An input used twice (two linears) checks that the second use accumulates
  * onto the first. */
@@ -14,7 +15,11 @@
 
 #include <math.h>
 
+#include "nn/gated_rmsnorm.h"
+#include "nn/l2norm.h"
 #include "nn/linear.h"
+#include "nn/rmsnorm.h"
+#include "nn/rope.h"
 #include "nn/shortconv.h"
 #include "nn/swiglu.h"
 
@@ -55,6 +60,7 @@ static void grad_of_h(int op, int preseed, float *out)
     ox_tensor *w1 = leaf(ctx, &rng, OX_DIMS(O, C), 0, 0.3);
     ox_tensor *w2 = leaf(ctx, &rng, OX_DIMS(O, C), 0, 0.3);
     ox_tensor *wc = leaf(ctx, &rng, OX_DIMS(C, 4), 0, 0.5);
+    ox_tensor *wn = leaf(ctx, &rng, OX_DIMS(C), 1, 0.2);
     ox_tensor *h = ox_ag_scale(ctx, x, 0.5), *h2 = ox_ag_scale(ctx, x2, 0.5);
     ox_tensor *y = NULL;
     switch (op) {
@@ -65,7 +71,12 @@ static void grad_of_h(int op, int preseed, float *out)
     case 4: y = ox_ag_reshape(ctx, h, OX_DIMS(B * T, C)); break;
     case 5: y = ox_ag_permute(ctx, h, (const int[]){ 2, 0, 1 }); break;
     case 6: y = ox_ag_add(ctx, ox_ag_mul(ctx, h, h2), ox_ag_sub(ctx, h2, h)); break;
-    default: y = ox_ag_div(ctx, h2, h); break;     /* h the divisor: the -a / b^2 path */
+    case 7: y = ox_ag_div(ctx, h2, h); break;     /* h the divisor: the -a / b^2 path */
+    case 8: y = ox_nn_rope(ctx, ox_ag_reshape(ctx, h, OX_DIMS(B, T, 2, C / 2)), 3); break;
+    case 9: y = ox_nn_l2norm(ctx, h); break;
+    case 10: y = ox_nn_rmsnorm(ctx, h, wn); break;
+    case 11: y = ox_nn_gated_rmsnorm(ctx, h, h2, wn, C / 2); break;   /* h: the output being normed */
+    default: y = ox_nn_gated_rmsnorm(ctx, h2, h, wn, C / 2); break;   /* h: the gate */
     }
     cr_assert_not_null(y, "%s", ox_ctx_message(ctx));
     ox_tensor *r = randn(ctx, &rng, y->ndim, y->shape, 0, 1);
@@ -90,8 +101,10 @@ static void grad_of_h(int op, int preseed, float *out)
 Test(grad_fresh, written_whole_and_equal_to_accumulated)
 {
     const char *names[] = { "linear",  "linear used twice", "silu_mul",           "shortconv",
-                            "reshape", "permute",           "mul + sub (b side)", "div (b side)" };
-    for (int op = 0; op < 8; op++) {
+                            "reshape", "permute",           "mul + sub (b side)", "div (b side)",
+                            "rope",    "l2norm",            "rmsnorm",            "gated_rmsnorm (o)",
+                            "gated_rmsnorm (g)" };
+    for (int op = 0; op < 13; op++) {
         float fresh[B * T * C], acc[B * T * C];
         grad_of_h(op, 0, fresh);
         grad_of_h(op, 1, acc);
