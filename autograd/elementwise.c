@@ -87,30 +87,46 @@ struct ew_grad_args {
     float *g;               /* gradient being accumulated (expanded to the output's shape) */
     const float *dy, *a, *b, *y;
     float p0, p1;
+    int fresh;              /* binary ops: g was just created (ox_ag_grad_fresh), write '=' not '+=' */
 };
 
-/* g += dy * d(a op b)/d(a or b) */
+/* g[i] += v (or g[i] = v on a fresh gradient: the same value as 0 + v) for i < n; v uses i */
+#define GRAD_LOOP(v)                                                         \
+    do {                                                                     \
+        if (fresh)                                                           \
+            for (int64_t i = 0; i < n; i++) g[i * sg] = (v);                 \
+        else                                                                 \
+            for (int64_t i = 0; i < n; i++) g[i * sg] += (v);                \
+    } while (0)
+
+/* g += dy * d(a op b)/d(a or b) (g = ... when e->fresh; subtractions then write the negated term) */
 static void binary_grad_seg(void *arg, int64_t n, const int64_t *off, const int64_t *st)
 {
     const struct ew_grad_args *e = arg;
     float *g = e->g + off[0];
     const float *dy = e->dy + off[1], *a = e->a + off[2], *b = e->b + off[3];
     int64_t sg = st[0], sd = st[1], sa = st[2], sb = st[3];
-    int wa = e->wrt == 0;
+    int wa = e->wrt == 0, fresh = e->fresh;
     switch (e->op) {
     case EW_ADD:
-        for (int64_t i = 0; i < n; i++) g[i * sg] += dy[i * sd];
+        GRAD_LOOP(dy[i * sd]);
         break;
     case EW_SUB:
-        if (wa) for (int64_t i = 0; i < n; i++) g[i * sg] += dy[i * sd];
+        if (wa) GRAD_LOOP(dy[i * sd]);
+        else if (fresh) for (int64_t i = 0; i < n; i++) g[i * sg] = -dy[i * sd];
         else    for (int64_t i = 0; i < n; i++) g[i * sg] -= dy[i * sd];
         break;
     case EW_MUL:
-        if (wa) for (int64_t i = 0; i < n; i++) g[i * sg] += dy[i * sd] * b[i * sb];
-        else    for (int64_t i = 0; i < n; i++) g[i * sg] += dy[i * sd] * a[i * sa];
+        if (wa) GRAD_LOOP(dy[i * sd] * b[i * sb]);
+        else    GRAD_LOOP(dy[i * sd] * a[i * sa]);
         break;
     case EW_DIV:        /* d(a/b)/da = 1/b,  d(a/b)/db = -a/b^2 */
-        if (wa) for (int64_t i = 0; i < n; i++) g[i * sg] += dy[i * sd] / b[i * sb];
+        if (wa) GRAD_LOOP(dy[i * sd] / b[i * sb]);
+        else if (fresh)
+            for (int64_t i = 0; i < n; i++) {
+                float bi = b[i * sb];
+                g[i * sg] = -(dy[i * sd] * a[i * sa] / (bi * bi));
+            }
         else
             for (int64_t i = 0; i < n; i++) {
                 float bi = b[i * sb];
@@ -193,14 +209,18 @@ static ox_status binary_backward(ox_ctx *ctx, ox_ag_node *node)
     if (!a || !b)
         return ctx->status;
     for (int k = 0; k < 2; k++) {
-        ox_tensor *g = ox_ag_grad(ctx, node->in[k]);
+        /* an input of the output's shape (no broadcast, so every element of its gradient is written once)
+         * whose gradient does not exist yet gets it uninitialised and written with '=' */
+        int fresh = 0;
+        ox_tensor *g = ox_tensor_same_shape(node->in[k], y) ? ox_ag_grad_fresh(ctx, node->in[k], &fresh)
+                                                            : ox_ag_grad(ctx, node->in[k]);
         if (!g)
             continue;
         ox_tensor *ge = ox_tensor_view_expand(ctx, g, y->ndim, y->shape);
         if (!ge)
             return ctx->status;
         struct ew_grad_args e = { (enum ew)node->i[0], k, ox_tensor_f32(ge), ox_tensor_f32(dy),
-                                  ox_tensor_f32(a), ox_tensor_f32(b), NULL, 0, 0 };
+                                  ox_tensor_f32(a), ox_tensor_f32(b), NULL, 0, 0, fresh };
         ox_iter it;
         ox_iter_init(&it, 4, (const ox_tensor *[]){ ge, dy, a, b });
         ox_iter_run(&it, has_broadcast(ge) ? 1 : ctx->n_threads, binary_grad_seg, &e);
@@ -251,7 +271,7 @@ static ox_status unary_backward(ox_ctx *ctx, ox_ag_node *node)
     if (!g)
         return ctx->status;
     struct ew_grad_args e = { (enum ew)node->i[0], 0, ox_tensor_f32(g), ox_tensor_f32(y->grad),
-                              ox_tensor_f32(x), NULL, ox_tensor_f32(y), (float)node->f[0], (float)node->f[1] };
+                              ox_tensor_f32(x), NULL, ox_tensor_f32(y), (float)node->f[0], (float)node->f[1], 0 };
     ox_iter it;
     ox_iter_init(&it, 4, (const ox_tensor *[]){ g, y->grad, x, y });
     ox_iter_run(&it, ctx->n_threads, unary_grad_seg, &e);

@@ -54,6 +54,18 @@ ox_tensor *ox_ag_grad(ox_ctx *ctx, ox_tensor *t)
     return t->grad;
 }
 
+ox_tensor *ox_ag_grad_fresh(ox_ctx *ctx, ox_tensor *t, int *fresh)
+{
+    *fresh = 0;
+    if (!t || !t->requires_grad)
+        return NULL;
+    if (!t->grad) {
+        t->grad = ox_tensor_empty(ctx, OX_F32, t->ndim, t->shape);
+        *fresh = t->grad != NULL;
+    }
+    return t->grad;
+}
+
 static ox_status walk(ox_ctx *ctx)
 {
     OX_PROFILE_MARK(ctx, "backward.seed", OX_PROF_OTHER);

@@ -60,6 +60,11 @@ int ox_ag_needs_grad(const ox_ctx *ctx, int n_in, ox_tensor *const *in);
 /* The gradient buffer of t (contiguous, t's shape), created zeroed on first use; NULL if t does not
  * require a gradient. For use inside backward functions. */
 ox_tensor *ox_ag_grad(ox_ctx *ctx, ox_tensor *t);
+/* Like ox_ag_grad, for a backward that writes EVERY element of t's gradient: when the buffer does not exist
+ * yet it is created uninitialised and *fresh is set to 1, and the caller must then write (=) all its
+ * elements instead of accumulating (+=); otherwise *fresh = 0 and the caller accumulates as usual. Saves
+ * the zero fill and the read of zeros on first touch. NULL if t does not require a gradient. */
+ox_tensor *ox_ag_grad_fresh(ox_ctx *ctx, ox_tensor *t, int *fresh);
 
 /* Backpropagates from a scalar (one-element) tensor with seed 1, then empties the tape. */
 ox_status ox_ag_backward(ox_ctx *ctx, ox_tensor *loss);

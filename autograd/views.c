@@ -3,7 +3,9 @@
  * Forward makes a new header over the same storage (tensor.h). Backward applies the SAME view to the
  * input's gradient buffer (contiguous, the input's shape) and adds the view's gradient into it:
  *     gx_view = view(gx);  gx_view += dy
- * For expand the view of gx has stride-0 axes, so add_into sums the broadcast copies (in order). */
+ * For expand the view of gx has stride-0 axes, so add_into sums the broadcast copies (in order). A
+ * reshape or permute whose input has no gradient buffer yet creates it uninitialised and copies
+ * (ox_ag_grad_fresh). */
 #include "autograd/ops.h"
 
 #include <string.h>
@@ -31,13 +33,18 @@ static ox_tensor *apply_view(ox_ctx *ctx, const ox_ag_node *n, ox_tensor *t)
 
 static ox_status view_backward(ox_ctx *ctx, ox_ag_node *n)
 {
-    ox_tensor *gx = ox_ag_grad(ctx, n->in[0]);
+    /* reshape and permute cover every element of x once: a gradient created here is copied into (no zero
+     * fill, same values as 0 + dy); narrow, select and expand keep the zero fill and the adds */
+    enum view_kind kind = (enum view_kind)n->i[0];
+    int fresh = 0;
+    ox_tensor *gx = kind == V_RESHAPE || kind == V_PERMUTE ? ox_ag_grad_fresh(ctx, n->in[0], &fresh)
+                                                           : ox_ag_grad(ctx, n->in[0]);
     if (!gx)
         return ctx->status;
     ox_tensor *gv = apply_view(ctx, n, gx);
     if (!gv)
         return ctx->status;
-    return ox_tensor_add_into(ctx, gv, n->out[0]->grad);
+    return fresh ? ox_tensor_copy(ctx, gv, n->out[0]->grad) : ox_tensor_add_into(ctx, gv, n->out[0]->grad);
 }
 
 static const ox_ag_op view_op = { "view", view_backward };

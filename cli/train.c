@@ -9,7 +9,8 @@
  * (step,loss,val_loss,lr,tokens_per_s), checkpoints (ox_oryx_train_save: <out>.safetensors +
  * <out>.state.safetensors) every --save-every steps and at the end, each time with the picture of the loss
  * history <out>.loss.png (cli/plot.c; a failure to draw it mid-run is reported and training goes on), and Ctrl-C: the SIGINT handler only
- * sets a flag; the loop sees it after the current step, saves a checkpoint and exits with 130. */
+ * sets a flag; the loop sees it after the current step, saves a checkpoint and exits with 130. With --profile,
+ * the step profile (tensor/profile.h) is on for the whole run and its table is printed at the end. */
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include "cli/cli.h"
 #include "models/oryx/checkpoint.h"
 #include "models/oryx/train.h"
+#include "tensor/profile.h"
 
 static volatile sig_atomic_t g_interrupted = 0;
 
@@ -66,21 +68,63 @@ static const char train_help[] =
     "  --eval-windows N   validation windows scored each time (default 32)\n"
     "  --save-every N     checkpoint every N steps, 0 = only at the end (default 200)\n"
     "  --log-every N      log line every N steps when not on a terminal (default 10)\n"
+    "  --profile          at the end, print where a step's time went: per kind of op, forward and\n"
+    "                     backward apart, with the time and GF/s inside BLIS (tensor/profile.h)\n"
     "  -h, --help         this text\n";
 
 typedef struct train_opts {
     const char *data, *preset, *out, *resume, *modes;
     int64_t steps, seed, threads, d_model, layers, heads, d_k, d_v, mlp_hidden, batch, seq, accum, warmup;
     int64_t eval_every, eval_windows, save_every, log_every;
+    int profile;
     double lr, lr_min, clip, wd;
 } train_opts;
+
+static int cmp_rows(const void *x, const void *y)
+{
+    const ox_profile_row *a = x, *b = y;
+    double ta = a->seconds + a->blis_seconds, tb = b->seconds + b->blis_seconds;
+    return (ta < tb) - (ta > tb);
+}
+
+/* --profile: the step profile's rows, largest first, per step (the mean over the run's steps; "eval" and
+ * "log+save" are the validation and the logging / checkpoints between steps). */
+static void print_profile(ox_ctx *ctx, int64_t steps)
+{
+    ox_profile_row rows[OX_PROFILE_MAX_ROWS];
+    int n = ox_profile_rows(ctx, rows, OX_PROFILE_MAX_ROWS);
+    if (n > OX_PROFILE_MAX_ROWS)
+        n = OX_PROFILE_MAX_ROWS;
+    if (steps < 1)
+        steps = 1;
+    qsort(rows, (size_t)n, sizeof *rows, cmp_rows);
+    ox_profile_totals t = ox_profile_total(ctx);
+    double per = 1e3 / (double)steps, wall = t.wall > 0 ? t.wall : 1e-12;
+    printf("profile, per step (mean of %lld steps; excl = time of the kind outside BLIS):\n", (long long)steps);
+    printf("  %-22s %-8s %7s %9s %9s %7s %9s %7s\n", "kind", "phase", "calls", "excl ms", "BLIS ms", "GF/s",
+           "total ms", "share");
+    for (int i = 0; i < n; i++) {
+        const ox_profile_row *r = &rows[i];
+        double tot = r->seconds + r->blis_seconds;
+        char gfs[16] = "-";
+        if (r->blis_seconds > 0)
+            snprintf(gfs, sizeof gfs, "%.1f", 1e-9 * r->blis_flops / r->blis_seconds);
+        printf("  %-22s %-8s %7.1f %9.2f %9.2f %7s %9.2f %6.1f%%\n", r->name, ox_profile_phase_name(r->phase),
+               (double)r->calls / (double)steps, r->seconds * per, r->blis_seconds * per, gfs, tot * per,
+               100 * tot / wall);
+    }
+    printf("  step %.1f ms: BLIS %.1f ms (%.0f%%, %.1f GF/s, %.2f GFLOP), everything else %.1f ms\n",
+           t.wall * per, t.blis_seconds * per, 100 * t.blis_seconds / wall,
+           t.blis_seconds > 0 ? 1e-9 * t.blis_flops / t.blis_seconds : 0.0, 1e-9 * t.blis_flops / (double)steps,
+           t.seconds * per);
+}
 
 static int parse_opts(int argc, char **argv, train_opts *o)
 {
     enum {
         O_DATA = 256, O_PRESET, O_STEPS, O_OUT, O_RESUME, O_SEED, O_THREADS, O_DMODEL, O_LAYERS, O_HEADS, O_DK,
         O_DV, O_MLP, O_BATCH, O_SEQ, O_ACCUM, O_LR, O_LRMIN, O_WARMUP, O_CLIP, O_WD, O_MODES, O_EVAL, O_EVALW,
-        O_SAVE, O_LOG
+        O_SAVE, O_LOG, O_PROFILE
     };
     static const struct option opts[] = {
         { "data", required_argument, 0, O_DATA },       { "preset", required_argument, 0, O_PRESET },
@@ -96,7 +140,8 @@ static int parse_opts(int argc, char **argv, train_opts *o)
         { "wd", required_argument, 0, O_WD },           { "modes", required_argument, 0, O_MODES },
         { "eval-every", required_argument, 0, O_EVAL }, { "eval-windows", required_argument, 0, O_EVALW },
         { "save-every", required_argument, 0, O_SAVE }, { "log-every", required_argument, 0, O_LOG },
-        { "help", no_argument, 0, 'h' },                { 0, 0, 0, 0 }
+        { "profile", no_argument, 0, O_PROFILE },       { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 }
     };
     *o = (train_opts){ .data = "data/tinyshakespeare.txt", .preset = "oryx-gdn", .out = "runs/oryx",
                        .modes = "mixed", .steps = 1000, .seed = 1234, .d_model = 128, .layers = 4, .heads = 4,
@@ -135,6 +180,7 @@ static int parse_opts(int argc, char **argv, train_opts *o)
         case O_LRMIN: bad = cli_parse_f64(T, "lr-min", optarg, 0, 10, &o->lr_min); break;
         case O_CLIP: bad = cli_parse_f64(T, "clip", optarg, 1e-12, 1e12, &o->clip); break;
         case O_WD: bad = cli_parse_f64(T, "wd", optarg, 0, 10, &o->wd); break;
+        case O_PROFILE: o->profile = 1; break;
         case 'h': fputs(train_help, stdout); return -1;
         default: return cli_bad_option(T, c, argv);
         }
@@ -365,6 +411,10 @@ int cli_train(int argc, char **argv)
     int64_t start_step = tr.step, n_eval = o.eval_windows * (k->seq_len + 1);
     if (n_eval > data.n_val)
         n_eval = data.n_val;
+    if (o.profile && ox_profile_enable(ctx, 1)) {
+        code = cli_fail(CLI_ERR_RUN, "train", "--profile: %s", ox_ctx_message(ctx));
+        goto done;
+    }
     double t0 = cli_now(), val = -1, loss_avg = 0;
     int bad_steps = 0;
     while (tr.step < k->total_steps && !g_interrupted) {
@@ -393,6 +443,7 @@ int cli_train(int argc, char **argv)
                 break;
             }
             val = this_val = ev.nats;
+            OX_PROFILE_MARK(ctx, "eval", OX_PROF_OTHER);
         }
         double el = cli_now() - t0;
         double tok_s = (double)((step - start_step) * k->batch * k->seq_len * k->accum) / (el > 1e-9 ? el : 1e-9);
@@ -411,6 +462,7 @@ int cli_train(int argc, char **argv)
             }
             cli_loss_png("train", csv_path, png_path, png_title);   /* reported on stderr; training goes on */
         }
+        OX_PROFILE_MARK(ctx, "log+save", OX_PROF_OTHER);
     }
     if (tty)
         printf("\n");
@@ -426,6 +478,8 @@ int cli_train(int argc, char **argv)
         } else
             printf("done: step %lld, loss %.4f, val_loss %.4f; checkpoint %s, history %s, picture %s\n",
                    (long long)tr.step, loss_avg, val, model_path, csv_path, png_path);
+        if (o.profile)
+            print_profile(ctx, tr.step - start_step);
     }
 done:
     if (csv)

@@ -32,8 +32,9 @@ static ox_status gnorm_backward(ox_ctx *ctx, ox_ag_node *node)
 {
     const gnorm_saved *s = node->saved;
     ox_tensor *w = node->in[2], *y = node->out[0];
-    ox_tensor *go = ox_ag_grad(ctx, node->in[0]);
-    ox_tensor *gg = ox_ag_grad(ctx, node->in[1]);
+    int fo = 0, fg = 0;     /* gradients created here: zeroed row by row (cache-hot) instead of up front */
+    ox_tensor *go = ox_ag_grad_fresh(ctx, node->in[0], &fo);
+    ox_tensor *gg = ox_ag_grad_fresh(ctx, node->in[1], &fg);
     ox_tensor *gw = ox_ag_grad(ctx, w);
     if (ctx->status)
         return ctx->status;
@@ -62,6 +63,10 @@ static ox_status gnorm_backward(ox_ctx *ctx, ox_ag_node *node)
             const float *o = op + r * s->rso, *g = gp + r * s->rsg, *dy = dyp + r * n;
             const float *rr = rp + r * H;
             float *dg = ggp ? ggp + r * n : dg_dummy;
+            if (fo)
+                memset(gop + r * n, 0, sizeof(float) * (size_t)n);
+            if (fg)
+                memset(dg, 0, sizeof(float) * (size_t)n);
             for (int64_t j = 0; j < n; j++)
                 sg[j] = ox_nn_sigmoidf(g[j]);
             for (int64_t h = 0; h < H; h++) {

@@ -2,6 +2,7 @@
 #include "nn/l2norm.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "tensor/iter.h"
 
@@ -10,7 +11,8 @@
 
 static ox_status l2norm_backward(ox_ctx *ctx, ox_ag_node *node)
 {
-    ox_tensor *gx = ox_ag_grad(ctx, node->in[0]);
+    int fresh = 0;     /* a gradient created here is zeroed row by row (cache-hot) instead of up front */
+    ox_tensor *gx = ox_ag_grad_fresh(ctx, node->in[0], &fresh);
     const ox_tensor *y = node->out[0], *gy = node->out[0]->grad;
     if (!gx || !gy)
         return ctx->status;
@@ -26,6 +28,8 @@ static ox_status l2norm_backward(ox_ctx *ctx, ox_ag_node *node)
         for (int64_t j = 0; j < d; j++)
             s += yr[j] * dyr[j];
         const float inv = 1.0f / nrm[r];
+        if (fresh)
+            memset(dxr, 0, sizeof(float) * (size_t)d);
         for (int64_t j = 0; j < d; j++)
             dxr[j] += (dyr[j] - yr[j] * s) * inv;
     }

@@ -19,14 +19,18 @@ static ox_status linear_backward(ox_ctx *ctx, ox_ag_node *node)
     int64_t rows = s->rows, in = w->shape[1], out = w->shape[0];
     const float *g = ox_tensor_f32(dy), *wp = ox_tensor_f32(w), *xp = ox_tensor_f32(s->x);
     int nt = ctx->n_threads;
-    ox_tensor *dx = ox_ag_grad(ctx, node->in[0]);
+    int fresh = 0;     /* dx created by this call: written with beta = 0, no zero fill */
+    ox_tensor *dx = ox_ag_grad_fresh(ctx, node->in[0], &fresh);
     ox_tensor *dw = ox_ag_grad(ctx, w);
     if (ctx->status)
         return ctx->status;
-    /* dx [rows, in] += dy [rows, out] W [out, in]; dx is contiguous (the input's shape) */
-    if (dx)
-        ox_sgemm(nt, rows, in, out, 1.0f, g, out, 1, wp, w->stride[0], w->stride[1], 1.0f,
+    /* dx [rows, in] (+)= dy [rows, out] W [out, in]; dx is contiguous (the input's shape); a fresh dx is
+     * written whole (beta = 0 never reads it) */
+    if (dx && rows > 0 && (out > 0 || !fresh))
+        ox_sgemm(nt, rows, in, out, 1.0f, g, out, 1, wp, w->stride[0], w->stride[1], fresh ? 0.0f : 1.0f,
                  ox_tensor_f32(dx), in, 1);
+    else if (dx && fresh)
+        memset(ox_tensor_f32(dx), 0, sizeof(float) * (size_t)ox_tensor_numel(dx));
     /* dW [out, in] += dy^T [out, rows] x [rows, in] */
     if (dw && rows > 0)
         ox_sgemm(nt, out, in, rows, 1.0f, g, 1, out, xp, s->rs, s->cs, 1.0f, ox_tensor_f32(dw), in, 1);

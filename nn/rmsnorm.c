@@ -16,7 +16,8 @@ static ox_status rmsnorm_backward(ox_ctx *ctx, ox_ag_node *node)
 {
     const rmsnorm_saved *s = node->saved;
     ox_tensor *w = node->in[1], *y = node->out[0];
-    ox_tensor *gx = ox_ag_grad(ctx, node->in[0]);
+    int fresh = 0;     /* a gradient created here is zeroed row by row (cache-hot) instead of up front */
+    ox_tensor *gx = ox_ag_grad_fresh(ctx, node->in[0], &fresh);
     ox_tensor *gw = ox_ag_grad(ctx, w);
     if (ctx->status)
         return ctx->status;
@@ -46,6 +47,8 @@ static ox_status rmsnorm_backward(ox_ctx *ctx, ox_ag_node *node)
             if (gxp) {
                 float *dx = gxp + r * n;
                 float c = rr * rr * rr * ox_nn_dot3(dy, wp, x, n) * inv_n;
+                if (fresh)
+                    memset(dx, 0, sizeof(float) * (size_t)n);
                 for (int64_t j = 0; j < n; j++)
                     dx[j] += rr * dy[j] * wp[j] - x[j] * c;
             }

@@ -94,10 +94,11 @@ static ox_status rope_apply(ox_ctx *ctx, float *y, const ox_tensor *x, int64_t p
 static ox_status rope_backward(ox_ctx *ctx, ox_ag_node *node)
 {
     ox_tensor *dy = node->out[0]->grad;
-    ox_tensor *gx = ox_ag_grad(ctx, node->in[0]);
+    int fresh = 0;     /* a gradient created here is written (=) instead of zeroed and accumulated into */
+    ox_tensor *gx = ox_ag_grad_fresh(ctx, node->in[0], &fresh);
     if (!gx || !dy)
         return ctx->status;
-    return rope_apply(ctx, ox_tensor_f32(gx), dy, node->i[0], -1.0f, 1);
+    return rope_apply(ctx, ox_tensor_f32(gx), dy, node->i[0], -1.0f, !fresh);
 }
 
 static const ox_ag_op rope_op = { "rope", rope_backward };

@@ -19,22 +19,27 @@ static void transpose_taps(const ox_tensor *w, float *wt)
 /* y[b, t, :] = act(sum_j wt[j] ⊙ x[b, t - 3 + j, :]) for every row (b, t); x has unit channel stride and
  * strides sb, st; y is contiguous [B, T, C]. Accumulation order: tap 3 first, then taps 2, 1, 0 (the step
  * uses the same order). */
+/* One row before the activation: yr = sum_j wt[j] ⊙ x[t - 3 + j] (xt = x at row t, rows st apart). */
+static inline void conv_row(const float *xt, int64_t st, int64_t t, int64_t C, const float *wt, float *yr)
+{
+    const float *w3 = wt + 3 * C;
+    for (int64_t c = 0; c < C; c++)
+        yr[c] = w3[c] * xt[c];
+    for (int64_t k = 1; k <= 3 && k <= t; k++) {
+        const float *xs = xt - k * st, *wk = wt + (3 - k) * C;
+        for (int64_t c = 0; c < C; c++)
+            yr[c] += wk[c] * xs[c];
+    }
+}
+
 static void conv_forward(int nt, const float *x, int64_t sb, int64_t st, int64_t B, int64_t T, int64_t C,
                          const float *wt, ox_nn_act act, float *y)
 {
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int64_t bt = 0; bt < B * T; bt++) {
         int64_t b = bt / T, t = bt % T;
-        const float *xt = x + b * sb + t * st;
         float *yr = y + bt * C;
-        const float *w3 = wt + 3 * C;
-        for (int64_t c = 0; c < C; c++)
-            yr[c] = w3[c] * xt[c];
-        for (int64_t k = 1; k <= 3 && k <= t; k++) {
-            const float *xs = xt - k * st, *wk = wt + (3 - k) * C;
-            for (int64_t c = 0; c < C; c++)
-                yr[c] += wk[c] * xs[c];
-        }
+        conv_row(x + b * sb + t * st, st, t, C, wt, yr);
         if (act == OX_NN_ACT_SILU)
             for (int64_t c = 0; c < C; c++)
                 yr[c] = yr[c] * ox_nn_sigmoidf(yr[c]);
@@ -50,7 +55,8 @@ static ox_status conv_backward(ox_ctx *ctx, ox_ag_node *node)
 {
     const conv_saved *s = node->saved;
     ox_tensor *w = node->in[1], *y = node->out[0];
-    ox_tensor *gx = ox_ag_grad(ctx, node->in[0]);
+    int fresh = 0;     /* gx created by this call: its rows are written (=), not accumulated */
+    ox_tensor *gx = ox_ag_grad_fresh(ctx, node->in[0], &fresh);
     ox_tensor *gw = ox_ag_grad(ctx, w);
     if (ctx->status)
         return ctx->status;
@@ -65,12 +71,14 @@ static ox_status conv_backward(ox_ctx *ctx, ox_ag_node *node)
         return ctx->status;
     transpose_taps(w, wt);
     if (dpre) {
-        /* dpre = dy ⊙ silu'(pre), pre recomputed: silu'(z) = σ(z) (1 + z (1 - σ(z))) */
-        conv_forward(nt, x, sb, st, B, T, C, wt, OX_NN_ACT_NONE, dpre);
+        /* dpre = dy ⊙ silu'(pre), pre recomputed row by row (the forward's sums) and used while in cache:
+         * silu'(z) = σ(z) (1 + z (1 - σ(z))) */
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
         for (int64_t bt = 0; bt < B * T; bt++) {
+            int64_t t = bt % T;
             float *d = dpre + bt * C;
             const float *g = dy + bt * C;
+            conv_row(x + (bt / T) * sb + t * st, st, t, C, wt, d);
             for (int64_t c = 0; c < C; c++) {
                 float z = d[c], sz = ox_nn_sigmoidf(z);
                 d[c] = g[c] * sz * (1.0f + z * (1.0f - sz));
@@ -79,13 +87,21 @@ static ox_status conv_backward(ox_ctx *ctx, ox_ag_node *node)
     }
     const float *dp = dpre ? dpre : dy;     /* contiguous [B, T, C] */
     if (gx) {
-        /* dx[s] += sum_k wt[3 - k] ⊙ dpre[s + k], k = 0..3 with s + k < T; each row by one thread */
+        /* dx[s] += sum_k wt[3 - k] ⊙ dpre[s + k], k = 0..3 with s + k < T; each row by one thread; a fresh
+         * gx takes its k = 0 term with '=' (same sums: 0 + a = a) */
         float *g = ox_tensor_f32(gx);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
         for (int64_t bt = 0; bt < B * T; bt++) {
             int64_t t = bt % T;
             float *dx = g + bt * C;
-            for (int64_t k = 0; k <= 3 && t + k < T; k++) {
+            const float *d0 = dp + bt * C, *w3 = wt + 3 * C;
+            if (fresh)
+                for (int64_t c = 0; c < C; c++)
+                    dx[c] = w3[c] * d0[c];
+            else
+                for (int64_t c = 0; c < C; c++)
+                    dx[c] += w3[c] * d0[c];
+            for (int64_t k = 1; k <= 3 && t + k < T; k++) {
                 const float *d = dp + (bt + k) * C, *wk = wt + (3 - k) * C;
                 for (int64_t c = 0; c < C; c++)
                     dx[c] += wk[c] * d[c];

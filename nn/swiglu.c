@@ -18,8 +18,9 @@ typedef struct silu_mul_saved {
 static ox_status silu_mul_backward(ox_ctx *ctx, ox_ag_node *node)
 {
     const silu_mul_saved *s = node->saved;
-    ox_tensor *ga = ox_ag_grad(ctx, node->in[0]);
-    ox_tensor *gb = ox_ag_grad(ctx, node->in[1]);
+    int fa = 0, fb = 0;     /* fresh gradients: zeroed chunk by chunk (cache-hot) instead of up front */
+    ox_tensor *ga = ox_ag_grad_fresh(ctx, node->in[0], &fa);
+    ox_tensor *gb = ox_ag_grad_fresh(ctx, node->in[1], &fb);
     if (ctx->status)
         return ctx->status;
     int64_t n = ox_tensor_numel(s->a), nc = (n + CHUNK - 1) / CHUNK;
@@ -29,6 +30,10 @@ static ox_status silu_mul_backward(ox_ctx *ctx, ox_ag_node *node)
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int64_t k = 0; k < nc; k++) {
         int64_t i0 = k * CHUNK, i1 = i0 + CHUNK < n ? i0 + CHUNK : n;
+        if (fa)
+            memset(gap + i0, 0, sizeof(float) * (size_t)(i1 - i0));
+        if (fb)
+            memset(gbp + i0, 0, sizeof(float) * (size_t)(i1 - i0));
         /* da = du ⊙ b ⊙ σ(a) (1 + a (1 - σ(a))),  db = du ⊙ a σ(a); branch-free inner loops */
         if (gap && gbp)
             for (int64_t i = i0; i < i1; i++) {

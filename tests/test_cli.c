@@ -661,5 +661,32 @@ Test(cli, mqar_bad_input_is_one_line_and_exit_2)
     expect_error(dir, a10, 2);
     cr_assert_eq(count_files(outdir), 0, "a failed mqar left files behind");
     cleanup_dir(outdir);
+
+/* --profile: the table follows the run's last line; the step's main kinds appear with the forward/backward
+ * phases, and a Linear row has BLIS time (its GF/s column is a number, not "-"). */
+Test(cli, train_profile_table)
+{
+    char dir[64], data[128], a[128];
+    make_tmp(dir, sizeof dir);
+    snprintf(data, sizeof data, "%s/text.txt", dir);
+    snprintf(a, sizeof a, "%s/a", dir);
+    write_text(data, 6000);
+    const char *ta[] = { "train", "--data", data, "--steps", "2", "--out", a, TINY, "--profile", NULL };
+    cr_assert_eq(run_oryx(dir, ta), 0);
+    char *out = out_of(dir, "out");
+    const char *tab = strstr(out, "profile, per step (mean of 2 steps");
+    cr_assert_not_null(tab, "%s", out);
+    cr_assert(strstr(tab, "\n  linear                 forward ") && strstr(tab, "\n  linear                 backward") &&
+              strstr(tab, "optim.adamw") && strstr(tab, "eval ") && strstr(tab, "  step "), "%s", tab);
+    const char *lin = strstr(tab, "\n  linear                 backward");
+    double calls, excl, blis, gfs;
+    cr_assert_eq(sscanf(lin, " linear backward %lf %lf %lf %lf", &calls, &excl, &blis, &gfs), 4, "%s", lin);
+    cr_assert(calls >= 1 && blis > 0 && gfs > 0, "%s", lin);
+    free(out);
+    const char *tb[] = { "train", "--data", data, "--steps", "1", "--out", a, TINY, NULL };
+    cr_assert_eq(run_oryx(dir, tb), 0);
+    out = out_of(dir, "out");
+    cr_assert_null(strstr(out, "profile, per step"), "%s", out);   /* only with --profile */
+    free(out);
     cleanup_dir(dir);
 }
