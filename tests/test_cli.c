@@ -661,6 +661,8 @@ Test(cli, mqar_bad_input_is_one_line_and_exit_2)
     expect_error(dir, a10, 2);
     cr_assert_eq(count_files(outdir), 0, "a failed mqar left files behind");
     cleanup_dir(outdir);
+    cleanup_dir(dir);
+}
 
 /* --profile: the table follows the run's last line; the step's main kinds appear with the forward/backward
  * phases, and a Linear row has BLIS time (its GF/s column is a number, not "-"). */
