@@ -17,119 +17,18 @@
 #include "autograd/tape.h"
 #include "models/oryx/checkpoint.h"
 #include "models/oryx/modes.h"
-#include "test_util.h"
-
-extern char **environ;
+#include "cli_util.h"
 
 /* ---- helpers ---- */
 
-static const char *oryx_bin(void)
-{
-    const char *b = getenv("OX_ORYX_BIN");
-    return b && *b ? b : "bin/oryx";
-}
 
-/* A fresh temporary folder (removed by cleanup_dir). */
-static void make_tmp(char *dir, size_t n)
-{
-    snprintf(dir, n, "/tmp/oryx-cli-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
 
-static void cleanup_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-    closedir(d);
-    rmdir(dir);
-}
 
-static int count_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    cr_assert_not_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    closedir(d);
-    return n;
-}
 
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
 
-static void write_file(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(data, 1, n, f), n);
-    fclose(f);
-}
 
-/* Runs bin/oryx with args (NULL-terminated, without the program name); stdout and stderr go to
- * <dir>/out.txt and <dir>/err.txt. Returns the exit code (128 + signal if killed). */
-static int run_oryx(const char *dir, const char *const *args)
-{
-    char out[512], err[512];
-    snprintf(out, sizeof out, "%s/out.txt", dir);
-    snprintf(err, sizeof err, "%s/err.txt", dir);
-    const char *argv[64];
-    int n = 0;
-    argv[n++] = oryx_bin();
-    while (*args)
-        argv[n++] = *args++;
-    argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "cannot run %s: %s (build it with make build-all)", argv[0], strerror(rc));
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
-static char *out_of(const char *dir, const char *which)
-{
-    char p[512];
-    snprintf(p, sizeof p, "%s/%s.txt", dir, which);
-    return read_all(p);
-}
 
-/* The text the tiny runs train on: the first n bytes of the bundled Shakespeare. */
-static void write_text(const char *path, size_t n)
-{
-    FILE *f = fopen("data/tinyshakespeare.txt", "rb");
-    cr_assert_not_null(f, "the tests run from the repo root (data/tinyshakespeare.txt)");
-    char *buf = malloc(n);
-    cr_assert_eq(fread(buf, 1, n, f), n);
-    fclose(f);
-    write_file(path, buf, n);
-    free(buf);
-}
 
 #define TINY "--d-model", "32", "--heads", "2", "--layers", "2", "--batch", "2", "--seq", "32", "--threads", "1", \
              "--warmup", "0", "--lr", "0.003", "--lr-min", "0.003", "--eval-windows", "4"
@@ -409,20 +308,6 @@ Test(cli, help_lists_every_flag)
 
 /* ---- bad input: exit code, one line on stderr, nothing written ---- */
 
-static void expect_error(const char *dir, const char *const *args, int code)
-{
-    int rc = run_oryx(dir, args);
-    char *err = out_of(dir, "err");
-    size_t len = strlen(err);
-    int nl = 0;
-    for (size_t i = 0; i < len; i++)
-        nl += err[i] == '\n';
-    cr_assert_eq(rc, code, "oryx %s %s: exit %d, want %d (stderr: %s)", args[0], args[1] ? args[1] : "", rc, code,
-                 err);
-    cr_assert(len > 12 && nl == 1 && err[len - 1] == '\n', "stderr must be one line, got '%s'", err);
-    cr_assert(strncmp(err, "oryx ", 5) == 0, "%s", err);
-    free(err);
-}
 
 Test(cli, bad_input_is_one_line_and_an_exit_code)
 {

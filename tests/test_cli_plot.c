@@ -15,111 +15,7 @@
 #include <unistd.h>
 
 #include "plot/chart.h"
-#include "test_util.h"
-
-extern char **environ;
-
-static const char *oryx_bin(void)
-{
-    const char *b = getenv("OX_ORYX_BIN");
-    return b && *b ? b : "bin/oryx";
-}
-
-static void make_tmp(char *dir, size_t n)
-{
-    snprintf(dir, n, "/tmp/oryx-cliplot-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-static void cleanup_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-    closedir(d);
-    rmdir(dir);
-}
-
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-/* Runs bin/oryx with args (NULL-terminated); stdout/stderr to <dir>/out.txt, <dir>/err.txt. Exit code. */
-static int run_oryx(const char *dir, const char *const *args)
-{
-    char out[512], err[512];
-    snprintf(out, sizeof out, "%s/out.txt", dir);
-    snprintf(err, sizeof err, "%s/err.txt", dir);
-    const char *argv[64];
-    int n = 0;
-    argv[n++] = oryx_bin();
-    while (*args)
-        argv[n++] = *args++;
-    argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "cannot run %s: %s (build it with make build-all)", argv[0], strerror(rc));
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static char *out_of(const char *dir, const char *which)
-{
-    char p[512];
-    snprintf(p, sizeof p, "%s/%s.txt", dir, which);
-    return read_all(p);
-}
-
-static void expect_error(const char *dir, const char *const *args, int code)
-{
-    int rc = run_oryx(dir, args);
-    char *err = out_of(dir, "err");
-    size_t len = strlen(err);
-    int nl = 0;
-    for (size_t i = 0; i < len; i++)
-        nl += err[i] == '\n';
-    cr_assert_eq(rc, code, "oryx %s %s: exit %d, want %d (stderr: %s)", args[0], args[1] ? args[1] : "", rc, code,
-                 err);
-    cr_assert(len > 12 && nl == 1 && strncmp(err, "oryx ", 5) == 0, "stderr must be one line, got '%s'", err);
-    free(err);
-}
+#include "cli_util.h"
 
 /* Pixels of each colour in a decoded PNG. */
 typedef struct image {
@@ -147,18 +43,6 @@ static int64_t count_color(const image *im, uint32_t col)
         n += ((uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2]) == col;
     }
     return n;
-}
-
-static void write_text(const char *path, size_t n)
-{
-    FILE *f = fopen("data/tinyshakespeare.txt", "rb");
-    cr_assert_not_null(f, "the tests run from the repo root (data/tinyshakespeare.txt)");
-    char *buf = malloc(n + 1);
-    cr_assert_eq(fread(buf, 1, n, f), n);
-    buf[n] = 0;
-    fclose(f);
-    write_file(path, buf);
-    free(buf);
 }
 
 #define TINY "--d-model", "32", "--heads", "2", "--batch", "2", "--seq", "32", "--threads", "1", "--warmup", "0", \
@@ -207,7 +91,7 @@ Test(cli_plot, train_writes_the_loss_picture_and_plot_overlays_runs)
     free(im.px);
     /* --val-only, from a hand-written history: val rows only every third step, other columns absent */
     snprintf(path, sizeof path, "%s/hand.loss.csv", dir);
-    write_file(path, "step,loss,val_loss\n1,3.0,\n2,2.5,\n3,2.2,2.4\n4,2.0,\n5,1.9,\n6,1.8,2.0\n");
+    write_string(path, "step,loss,val_loss\n1,3.0,\n2,2.5,\n3,2.2,2.4\n4,2.0,\n5,1.9,\n6,1.8,2.0\n");
     const char *pv[] = { "plot", "--out", out, path, "--val-only", NULL };
     cr_assert_eq(run_oryx(dir, pv), 0);
     im = read_png(out);
@@ -288,9 +172,9 @@ Test(cli_plot, bad_input_is_one_line_and_no_picture)
     snprintf(bad, sizeof bad, "%s/bad.loss.csv", dir);
     snprintf(junk, sizeof junk, "%s/junk.loss.csv", dir);
     write_text(data, 3000);
-    write_file(csv, "step,loss,val_loss,lr,tokens_per_s\n1,5.5,,0.003,100\n2,5.4,5.3,0.003,100\n");
-    write_file(bad, "step,loss,val_loss\n1,5.5,\n2,oops,\n");
-    write_file(junk, "hello world\n");
+    write_string(csv, "step,loss,val_loss,lr,tokens_per_s\n1,5.5,,0.003,100\n2,5.4,5.3,0.003,100\n");
+    write_string(bad, "step,loss,val_loss\n1,5.5,\n2,oops,\n");
+    write_string(junk, "hello world\n");
 
     const char *nofile[] = { "plot", "--out", out, NULL };
     expect_error(dir, nofile, 2);
