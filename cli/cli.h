@@ -34,6 +34,9 @@ int cli_parse_f64(const char *cmd, const char *flag, const char *s, double lo, d
  * for argv's current element and returns CLI_ERR_USAGE. Call with opterr = 0 set. */
 int cli_bad_option(const char *cmd, int c, char **argv);
 
+/* mkdir -p of the folder part of path (nothing when there is none). 0, or -1 if a folder cannot be made. */
+int cli_make_parent_dirs(const char *path);
+
 /* A whole file read into a heap buffer (caller frees *data). 0 on success; on a missing, unreadable or
  * empty file, prints one line (CLI_ERR_INPUT) and returns CLI_ERR_INPUT. */
 int cli_read_file(const char *cmd, const char *what, const char *path, uint8_t **data, int64_t *len);

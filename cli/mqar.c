@@ -13,7 +13,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "autograd/tape.h"
@@ -248,22 +247,6 @@ static int parse_opts(int argc, char **argv, mqar_opts *o)
     }
     ox_ctx_free(ctx);
     return code;
-}
-
-/* mkdir -p of the folder part of path. */
-static int make_parent_dirs(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(buf, 0777) && access(buf, F_OK))
-            return -1;
-        *p = '/';
-    }
-    return 0;
 }
 
 typedef struct progress_state {
@@ -554,7 +537,7 @@ int cli_mqar(int argc, char **argv)
     int code = parse_opts(argc, argv, &o);
     if (code)
         return code < 0 ? CLI_OK : code;
-    if (make_parent_dirs(o.out))
+    if (cli_make_parent_dirs(o.out))
         return cli_fail(CLI_ERR_RUN, C, "cannot create the folder of '%s'", o.out);
     ox_ctx *ctx = ox_ctx_new();
     mqar_row *rows = calloc(MAX_ROWS, sizeof *rows);

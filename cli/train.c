@@ -16,7 +16,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "autograd/tape.h"
@@ -215,22 +214,6 @@ static int build_config(ox_ctx *ctx, const train_opts *o, ox_oryx_config *cfg)
     return 0;
 }
 
-/* mkdir -p of the folder part of path (nothing when there is none). */
-static int make_parent_dirs(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(buf, 0777) && access(buf, F_OK))
-            return -1;
-        *p = '/';
-    }
-    return 0;
-}
-
 /* The trainer's map spec for a training SPEC ("mixed" = MODELS 8 with the default ratio set; mixed:<f> = one
  * ratio f; every:<N> = the EVERY kind; a map file = the POSITIONS list of its ATTN positions below T, in *pos:
  * heap, freed by the caller once the trainer is initialised, which keeps its own copy). Any T works. */
@@ -374,7 +357,7 @@ int cli_train(int argc, char **argv)
                 code = cli_fail(CLI_ERR_USAGE, "train", "%s", ox_ctx_message(ctx));
         }
     }
-    if (!code && make_parent_dirs(prefix))
+    if (!code && cli_make_parent_dirs(prefix))
         code = cli_fail(CLI_ERR_RUN, "train", "cannot create the folder of '%s'", model_path);
     if (!code) {
         /* A resumed run appends to an existing history at the same name; otherwise it starts one. */
