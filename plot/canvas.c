@@ -297,3 +297,12 @@ ox_status ox_plot_canvas_write_png(ox_ctx *ctx, const ox_plot_canvas *c, const c
     free(tmp);
     return OX_OK;
 }
+
+ox_status ox_plot_canvas_save_and_free(ox_ctx *ctx, ox_plot_canvas *c, const char *path)
+{
+    if (!c)
+        return ctx && ctx->status ? ctx->status : OX_ERR_ARG;
+    ox_status st = ox_plot_canvas_write_png(ctx, c, path);
+    ox_plot_canvas_free(c);
+    return st;
+}

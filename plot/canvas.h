@@ -75,5 +75,8 @@ void ox_plot_text_right(ox_plot_canvas *c, int x_right, int y, const char *s, in
  * is either the old file or the complete new one. On failure (cannot create, libpng error, short write)
  * the temporary file is removed and OX_ERR_IO is returned with a message naming the path. */
 ox_status ox_plot_canvas_write_png(ox_ctx *ctx, const ox_plot_canvas *c, const char *path);
+/* Writes c as above, then frees it: what the *_png calls of chart.h do with a freshly drawn canvas. c == NULL
+ * (a draw call that failed) returns the context's error (OX_ERR_ARG if none is set) and writes nothing. */
+ox_status ox_plot_canvas_save_and_free(ox_ctx *ctx, ox_plot_canvas *c, const char *path);
 
 #endif

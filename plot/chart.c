@@ -421,10 +421,5 @@ ox_plot_canvas *ox_plot_line_chart_draw(ox_ctx *ctx, const ox_plot_line_chart *c
 
 ox_status ox_plot_line_chart_png(ox_ctx *ctx, const ox_plot_line_chart *ch, const char *path)
 {
-    ox_plot_canvas *c = ox_plot_line_chart_draw(ctx, ch, NULL);
-    if (!c)
-        return ctx && ctx->status ? ctx->status : OX_ERR_ARG;
-    ox_status st = ox_plot_canvas_write_png(ctx, c, path);
-    ox_plot_canvas_free(c);
-    return st;
+    return ox_plot_canvas_save_and_free(ctx, ox_plot_line_chart_draw(ctx, ch, NULL), path);
 }

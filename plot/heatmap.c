@@ -199,12 +199,7 @@ ox_plot_canvas *ox_plot_heatmap_draw(ox_ctx *ctx, const ox_plot_heatmap *hm, ox_
 
 ox_status ox_plot_heatmap_png(ox_ctx *ctx, const ox_plot_heatmap *hm, const char *path)
 {
-    ox_plot_canvas *c = ox_plot_heatmap_draw(ctx, hm, NULL);
-    if (!c)
-        return ctx && ctx->status ? ctx->status : OX_ERR_ARG;
-    ox_status st = ox_plot_canvas_write_png(ctx, c, path);
-    ox_plot_canvas_free(c);
-    return st;
+    return ox_plot_canvas_save_and_free(ctx, ox_plot_heatmap_draw(ctx, hm, NULL), path);
 }
 
 /* ---- categorical grid ---------------------------------------------------------------------------------- */
@@ -295,10 +290,5 @@ ox_plot_canvas *ox_plot_grid_draw(ox_ctx *ctx, const ox_plot_grid *g, ox_plot_la
 
 ox_status ox_plot_grid_png(ox_ctx *ctx, const ox_plot_grid *g, const char *path)
 {
-    ox_plot_canvas *c = ox_plot_grid_draw(ctx, g, NULL);
-    if (!c)
-        return ctx && ctx->status ? ctx->status : OX_ERR_ARG;
-    ox_status st = ox_plot_canvas_write_png(ctx, c, path);
-    ox_plot_canvas_free(c);
-    return st;
+    return ox_plot_canvas_save_and_free(ctx, ox_plot_grid_draw(ctx, g, NULL), path);
 }
