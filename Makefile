@@ -58,7 +58,7 @@ CLI      := $(if $(CLI_SRC),$(CLI_BIN))
 
 .PHONY: all run test test-run test-asan bench deps install clean
 # Keep object files of programs (make would otherwise delete them as intermediates and rebuild next time).
-.SECONDARY:
+.SECONDARY: $(patsubst %.c,$(BUILD)/obj/%.o,$(BENCH_SRC) $(EX_SRC) $(CLI_SRC))
 .DEFAULT_GOAL := all
 
 all: deps
@@ -69,9 +69,16 @@ build-all: $(STATIC) $(SHARED) $(EXAMPLES) $(CLI)
 deps:
 	@sh scripts/deps.sh
 
-$(BUILD)/obj/%.o: %.c $(HEADERS) $(wildcard tests/*.h)
+# -MMD -MP: the compiler writes each object's header dependencies beside it (build/obj/**/*.d), so touching
+# a header rebuilds exactly the objects that include it (a test helper header rebuilds only tests). An object
+# whose .d file is missing (a build tree from before) is rebuilt once, through the empty rule for .d files.
+$(BUILD)/obj/%.o: %.c $(BUILD)/obj/%.d
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.d: ;
+
+-include $(patsubst %.c,$(BUILD)/obj/%.d,$(LIB_SRC) $(TEST_SRC) $(BENCH_SRC) $(EX_SRC) $(CLI_SRC))
 
 $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
