@@ -418,7 +418,7 @@ ox_status ox_chunk_forward_all(ox_ctx *ctx, const ox_chunk_args *p, float *y, fl
     return OX_OK;
 }
 
-static void add_rows(float *dst, int64_t rd, const float *src, int64_t n, int64_t d)
+void ox_chunk_add_rows(float *dst, int64_t rd, const float *src, int64_t n, int64_t d)
 {
     for (int64_t r = 0; r < n; r++) {
         float *dr = dst + r * rd;
@@ -458,11 +458,11 @@ ox_status ox_chunk_backward_all(ox_ctx *ctx, const ox_chunk_args *p, const float
                            dy ? dy + ((b * T + t0) * H + h) * dv : NULL, H * dv, &w);
             const int64_t row0 = (b * T + t0) * H + h;   /* row index of (b, t0, h) in [B, T, H, .] */
             if (g->q)
-                add_rows(g->q + row0 * dk, H * dk, w.dQ, n, dk);
+                ox_chunk_add_rows(g->q + row0 * dk, H * dk, w.dQ, n, dk);
             if (g->k)
-                add_rows(g->k + row0 * dk, H * dk, w.dK, n, dk);
+                ox_chunk_add_rows(g->k + row0 * dk, H * dk, w.dK, n, dk);
             if (g->v)
-                add_rows(g->v + row0 * dv, H * dv, w.dV, n, dv);
+                ox_chunk_add_rows(g->v + row0 * dv, H * dv, w.dV, n, dv);
             for (int64_t r = 0; r < n; r++) {
                 if (g->beta)
                     g->beta[row0 + r * H] += w.dbeta[r];
@@ -474,104 +474,7 @@ ox_status ox_chunk_backward_all(ox_ctx *ctx, const ox_chunk_args *p, const float
             w.S2 = t;
         }
         if (g->s0)
-            add_rows(g->s0 + bh * dv * dk, dk, w.S, dv, dk);
-    }
-    ox_arena_rewind(&ctx->arena, mark);
-    return OX_OK;
-}
-
-/* ---- the sequential reference -------------------------------------------------------------------------- */
-
-/* Row r of pair (b, h) of a [B, T, H, d] / [B, T, H] operand. */
-static const float *row_at(const ox_tensor *t, int64_t b, int64_t tt, int64_t h)
-{
-    return ox_tensor_f32(t) + b * t->stride[0] + tt * t->stride[1] + h * t->stride[2];
-}
-
-ox_status ox_chunk_reference_forward(ox_ctx *ctx, const ox_chunk_args *p, const ox_chunk_token *tok, float *y,
-                                     float *s_final, float *saved)
-{
-    if (ctx->status)
-        return ctx->status;
-    const int64_t B = p->B, H = p->H, T = p->T, dk = p->dk, dv = p->dv, nc = ox_chunk_count(T);
-    const int nt = ox_chunk_threads(ctx, B * H, B * H * T * 3 * dk * dv);
-    const size_t wsz = ((size_t)(dv * dk) + 15) & ~(size_t)15;
-    ox_arena_mark mark = ox_arena_get_mark(&ctx->arena);
-    float *wsall = ox_ctx_alloc(ctx, sizeof(float) * wsz * (size_t)nt);
-    if (!wsall)
-        return ctx->status;
-    /* Parallel over (batch, head) pairs; each pair walks its tokens in order on one thread. */
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t bh = 0; bh < B * H; bh++) {
-        float *S = wsall + wsz * (size_t)omp_get_thread_num();
-        const int64_t b = bh / H, h = bh % H;
-        ox_chunk_load_state(p->s0, b, h, dv, dk, S);
-        for (int64_t t = 0; t < T; t++) {
-            if (saved && t % L == 0)
-                memcpy(saved + (bh * nc + t / L) * dv * dk, S, sizeof(float) * (size_t)(dv * dk));
-            tok->fwd(S, row_at(p->q, b, t, h), row_at(p->k, b, t, h), row_at(p->v, b, t, h),
-                     *row_at(p->beta, b, t, h), *row_at(p->a, b, t, h), y + ((b * T + t) * H + h) * dv, dk, dv);
-        }
-        if (s_final)
-            memcpy(s_final + bh * dv * dk, S, sizeof(float) * (size_t)(dv * dk));
-    }
-    ox_arena_rewind(&ctx->arena, mark);
-    return OX_OK;
-}
-
-ox_status ox_chunk_reference_backward(ox_ctx *ctx, const ox_chunk_args *p, const ox_chunk_token *tok,
-                                      const float *saved, const float *dy, const float *ds_final,
-                                      const ox_chunk_grads *g)
-{
-    if (ctx->status)
-        return ctx->status;
-    const int64_t B = p->B, H = p->H, T = p->T, dk = p->dk, dv = p->dv, nc = ox_chunk_count(T);
-    const int nt = ox_chunk_threads(ctx, B * H, B * H * T * 8 * dk * dv);
-    /* per thread: the chunk's L + 1 states, dS, one token's gq, gk, gv and the token scratch */
-    const size_t wsz = ((size_t)((L + 2) * dv * dk + 2 * dk + dv + 3 * dv + dk) + 15) & ~(size_t)15;
-    ox_arena_mark mark = ox_arena_get_mark(&ctx->arena);
-    float *wsall = ox_ctx_alloc(ctx, sizeof(float) * wsz * (size_t)nt);
-    if (!wsall)
-        return ctx->status;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t bh = 0; bh < B * H; bh++) {
-        float *st = wsall + wsz * (size_t)omp_get_thread_num();
-        float *dS = st + (L + 1) * dv * dk, *gq = dS + dv * dk, *gk = gq + dk, *gv = gk + dk, *scr = gv + dv;
-        const int64_t b = bh / H, h = bh % H;
-        if (ds_final)
-            memcpy(dS, ds_final + bh * dv * dk, sizeof(float) * (size_t)(dv * dk));
-        else
-            memset(dS, 0, sizeof(float) * (size_t)(dv * dk));
-        for (int64_t c = nc - 1; c >= 0; c--) {
-            const int64_t t0 = c * L, n = T - t0 < L ? T - t0 : L;
-            /* recompute the chunk's states forward from its checkpoint (never invert the recurrence) */
-            memcpy(st, saved + (bh * nc + c) * dv * dk, sizeof(float) * (size_t)(dv * dk));
-            for (int64_t r = 0; r < n; r++) {
-                float *Sr = st + (r + 1) * dv * dk;
-                memcpy(Sr, Sr - dv * dk, sizeof(float) * (size_t)(dv * dk));
-                tok->fwd(Sr, row_at(p->q, b, t0 + r, h), row_at(p->k, b, t0 + r, h), row_at(p->v, b, t0 + r, h),
-                         *row_at(p->beta, b, t0 + r, h), *row_at(p->a, b, t0 + r, h), scr, dk, dv);
-            }
-            for (int64_t r = n - 1; r >= 0; r--) {
-                const int64_t t = t0 + r, row = (b * T + t) * H + h;
-                float gb, ga;
-                tok->bwd(dS, st + r * dv * dk, st + (r + 1) * dv * dk, row_at(p->q, b, t, h),
-                         row_at(p->k, b, t, h), row_at(p->v, b, t, h), *row_at(p->beta, b, t, h),
-                         *row_at(p->a, b, t, h), dy ? dy + row * dv : NULL, gq, gk, gv, &gb, &ga, scr, dk, dv);
-                if (g->q)
-                    add_rows(g->q + row * dk, dk, gq, 1, dk);
-                if (g->k)
-                    add_rows(g->k + row * dk, dk, gk, 1, dk);
-                if (g->v)
-                    add_rows(g->v + row * dv, dv, gv, 1, dv);
-                if (g->beta)
-                    g->beta[row] += gb;
-                if (g->a)
-                    g->a[row] += ga;
-            }
-        }
-        if (g->s0)
-            add_rows(g->s0 + bh * dv * dk, dk, dS, dv, dk);
+            ox_chunk_add_rows(g->s0 + bh * dv * dk, dk, w.S, dv, dk);
     }
     ox_arena_rewind(&ctx->arena, mark);
     return OX_OK;

@@ -74,7 +74,10 @@ int ox_chunk_threads(const ox_ctx *ctx, int64_t pairs, int64_t work);
 /* Reads state (b, h) of s0 (any strides, or NULL = 0) into a contiguous dv x dk buffer. */
 void ox_chunk_load_state(const ox_tensor *s0, int64_t b, int64_t h, int64_t dv, int64_t dk, float *s);
 
-/* ---- the sequential reference (MODELS.md 5.2/5.3, 6.2/6.3) with chunk-boundary checkpoints ------------ */
+/* dst[r * rd + j] += src[r * d + j] for r < n, j < d. */
+void ox_chunk_add_rows(float *dst, int64_t rd, const float *src, int64_t n, int64_t d);
+
+/* ---- the sequential reference (MODELS.md 5.2/5.3, 6.2/6.3), nn/chunk_ref.c ------------------------------ */
 
 /* One token of a mixer's recurrence and of its backward, for one (batch, head). */
 typedef struct ox_chunk_token {
@@ -87,6 +90,10 @@ typedef struct ox_chunk_token {
                 const float *v, float beta, float a, const float *dO, float *gq, float *gk, float *gv,
                 float *gbeta, float *ga, float *scratch, int64_t dk, int64_t dv);
 } ox_chunk_token;
+
+/* The one-token functions of the two mixers (nn/chunk_ref.c); also the decode step. */
+extern const ox_chunk_token ox_chunk_gdn_token;   /* MODELS.md 5.2 / 5.3 */
+extern const ox_chunk_token ox_chunk_ssd_token;   /* MODELS.md 6.2 / 6.3 */
 
 /* The token-by-token forward: same outputs and saved states as ox_chunk_forward_all. */
 ox_status ox_chunk_reference_forward(ox_ctx *ctx, const ox_chunk_args *p, const ox_chunk_token *tok, float *y,
@@ -114,6 +121,14 @@ typedef struct ox_chunk_impl {
 } ox_chunk_impl;
 
 ox_status ox_chunk_node_backward(ox_ctx *ctx, ox_ag_node *node);
+
+/* Argument names of the two mixers, for error messages. */
+#define OX_CHUNK_GDN_NAMES { "q", "k", "v", "beta", "a", "s0" }
+#define OX_CHUNK_SSD_NAMES { "c", "b", "x", "dt", "a", "h0" }
+
+/* The reference ops (nn/chunk_ref.c): ox_chunk_reference_forward / _backward with the mixer's token. */
+extern const ox_chunk_impl ox_chunk_gdn_reference_impl;
+extern const ox_chunk_impl ox_chunk_ssd_reference_impl;
 
 /* Runs impl on (q, k, v, beta, a, s0): checks the shapes, copies an input whose last axis is strided,
  * allocates *y [B, T, H, dv] and (if s_final) *s_final [B, H, dv, dk], saves the chunk-start states when a
