@@ -23,7 +23,7 @@ int cli_fail(int code, const char *cmd, const char *fmt, ...)
     for (char *p = msg; *p; p++)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
-    fprintf(stderr, "oryx %s: %s\n", cmd, msg);
+    fprintf(stderr, "oryx%s%s: %s\n", *cmd ? " " : "", cmd, msg);   /* "" = no subcommand: "oryx: ..." */
     return code;
 }
 

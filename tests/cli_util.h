@@ -148,7 +148,7 @@ static inline void expect_error(const char *dir, const char *const *args, int co
     cr_assert_eq(rc, code, "oryx %s %s: exit %d, want %d (stderr: %s)", args[0], args[1] ? args[1] : "", rc, code,
                  err);
     cr_assert(len > 12 && nl == 1 && err[len - 1] == '\n', "stderr must be one line, got '%s'", err);
-    cr_assert(strncmp(err, "oryx ", 5) == 0, "%s", err);
+    cr_assert(strncmp(err, "oryx ", 5) == 0 || strncmp(err, "oryx: ", 6) == 0, "%s", err);
     free(err);
 }
 

@@ -382,6 +382,19 @@ Test(cli, bad_input_is_one_line_and_an_exit_code)
     cleanup_dir(dir);
 }
 
+/* No subcommand: "oryx: ...", without the stray space of "oryx : ..." (issue 11, item 8). */
+Test(cli, no_command_line_has_no_stray_space)
+{
+    char dir[64];
+    make_tmp(dir, sizeof dir);
+    const char *none[] = { NULL };
+    cr_assert_eq(run_oryx(dir, none), 2);
+    char *err = out_of(dir, "err");
+    cr_assert(strncmp(err, "oryx: no command given", 22) == 0, "stderr: '%s'", err);
+    free(err);
+    cleanup_dir(dir);
+}
+
 /* ---- SIGINT ---- */
 
 Test(cli, sigint_saves_a_checkpoint_that_resumes)
