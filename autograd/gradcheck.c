@@ -111,15 +111,22 @@ ox_status ox_gradcheck(ox_ctx *ctx, ox_gradcheck_fn f, void *arg, int n_in, ox_t
             if (fabs(fd) > max_fd)
                 max_fd = fabs(fd);
             double tol = opts->rtol * fmax(fabs(fd), fabs(an[i])) + opts->atol;
-            if (!(fabs(fd - an[i]) <= tol)) {
+            if (!isfinite(fd) || !isfinite(an[i])) {
                 st = ox_ctx_fail(ctx, OX_ERR_NUMERIC,
+                                 "gradcheck: input %d element %lld: non-finite %s gradient (analytic %.6g, "
+                                 "numeric %.6g)", k, (long long)i, isfinite(an[i]) ? "numeric" : "analytic",
+                                 an[i], fd);
+                break;
+            }
+            if (!(fabs(fd - an[i]) <= tol)) {
+                st = ox_ctx_fail(ctx, OX_ERR_MISMATCH,
                                  "gradcheck: input %d element %lld: analytic %.6g, numeric %.6g (tolerance %.3g)",
                                  k, (long long)i, an[i], fd, tol);
                 break;
             }
         }
         if (st == OX_OK && max_fd < opts->min_scale)
-            st = ox_ctx_fail(ctx, OX_ERR_NUMERIC,
+            st = ox_ctx_fail(ctx, OX_ERR_ARG,
                              "gradcheck: input %d: largest numeric gradient %.3g is below %.3g; scale the "
                              "inputs so gradients are of order one", k, max_fd, opts->min_scale);
         ox_free(an);

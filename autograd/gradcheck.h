@@ -39,8 +39,13 @@ typedef struct ox_gradcheck_opts {
  * floor leaves margin for both while a wrong term (error ~ the gradient itself) still fails. */
 ox_gradcheck_opts ox_gradcheck_defaults(void);
 
-/* OX_OK when every checked element passes. Otherwise returns OX_ERR_NUMERIC and records a message in
- * ctx naming the input, the element and both values (or that a gradient is too small to check). */
+/* OX_OK when every checked element passes. Otherwise records a message in ctx naming the input, the
+ * element and both values, and returns:
+ *   OX_ERR_MISMATCH  the analytic and numeric gradients differ beyond the tolerance (a wrong backward);
+ *   OX_ERR_NUMERIC   one of them is NaN or infinite (the message says which);
+ *   OX_ERR_ARG       an input's largest numeric gradient is below opts.min_scale (rescale the inputs),
+ *                    or an input is not a contiguous leaf with a gradient;
+ *   or the error of f itself. */
 ox_status ox_gradcheck(ox_ctx *ctx, ox_gradcheck_fn f, void *arg, int n_in, ox_tensor *const *inputs,
                        const ox_gradcheck_opts *opts);
 

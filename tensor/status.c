@@ -15,6 +15,7 @@ const char *ox_status_string(ox_status s)
     case OX_ERR_STATE: return "invalid state";
     case OX_ERR_NUMERIC: return "non-finite value";
     case OX_ERR_INTERRUPTED: return "interrupted";
+    case OX_ERR_MISMATCH: return "values disagree";
     }
     return "unknown status";
 }

@@ -15,7 +15,8 @@ typedef enum ox_status {
     OX_ERR_FORMAT,      /* a file is malformed (bad header, offsets, JSON, ...) */
     OX_ERR_STATE,       /* the call is not valid in the current state (e.g. backward twice) */
     OX_ERR_NUMERIC,     /* a NaN or Inf was found where finite numbers are required */
-    OX_ERR_INTERRUPTED  /* the caller asked to stop */
+    OX_ERR_INTERRUPTED, /* the caller asked to stop */
+    OX_ERR_MISMATCH     /* computed values disagree with a reference beyond the tolerance (e.g. gradcheck) */
 } ox_status;
 
 /* A short constant name for a status, e.g. "shape mismatch". Never NULL. */
