@@ -95,7 +95,8 @@ const char *ox_profile_phase_name(ox_profile_phase phase);
  * one BLIS call that took `seconds` with `flops` operations. */
 int ox_profile_blis_active(void);
 void ox_profile_blis_add(double seconds, double flops);
-/* Monotonic clock in seconds. */
+/* The library's one monotonic clock, in seconds (CLOCK_MONOTONIC): the profile, the trainers' time budgets
+ * and their tokens/s use it. */
 double ox_profile_now(void);
 
 #endif

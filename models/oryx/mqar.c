@@ -4,20 +4,13 @@
 
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "models/oryx/modes.h"
 #include "optim/clip.h"
 #include "optim/schedule.h"
+#include "tensor/profile.h"
 
 #define EVAL_BATCH 16
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* SplitMix64's finaliser. */
 static uint64_t mix64(uint64_t z)
@@ -519,13 +512,13 @@ ox_status ox_oryx_mqar_train_run(ox_ctx *ctx, ox_oryx_mqar_trainer *tr, double m
         return ctx->status;
     if (!tr || !tr->opt)
         return ox_ctx_fail(ctx, OX_ERR_STATE, "mqar train run: the trainer is not initialised");
-    double t0 = now_s();
+    double t0 = ox_profile_now();
     int64_t s0 = tr->step, cap = tr->cfg.total_steps;
     while (tr->step < tr->cfg.total_steps) {
         ox_oryx_mqar_train_stats st;
         if (ox_oryx_mqar_train_step(ctx, tr, &st))
             return ctx->status;
-        double el = now_s() - t0;
+        double el = ox_profile_now() - t0;
         int64_t done = tr->step - s0;
         if (max_seconds > 0 && (done == 10 || done % 100 == 0)) {
             /* fit the schedule to the budget from the mean step time so far (refitted as it changes) */

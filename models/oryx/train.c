@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "models/oryx/checkpoint.h"
 #include "models/oryx/modes.h"
@@ -18,13 +17,6 @@
 #include "tensor/alloc.h"
 
 #define EVAL_ROWS 8
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- mode maps ------------------------------------------------------------------------------------------ */
 
@@ -297,10 +289,10 @@ ox_status ox_oryx_train_update(ox_ctx *ctx, ox_oryx_trainer *tr, double loss, ox
 
 ox_status ox_oryx_train_step(ox_ctx *ctx, ox_oryx_trainer *tr, ox_oryx_train_stats *stats)
 {
-    double t0 = now_s(), loss = 0;
+    double t0 = ox_profile_now(), loss = 0;
     if (ox_oryx_train_grads(ctx, tr, &loss) || ox_oryx_train_update(ctx, tr, loss, stats))
         return ctx->status;
-    double dt = now_s() - t0;
+    double dt = ox_profile_now() - t0;
     if (stats)
         stats->tokens_per_s = dt > 0 ? (double)(tr->cfg.batch * tr->cfg.seq_len * tr->cfg.accum) / dt : 0;
     return OX_OK;
