@@ -11,6 +11,7 @@
  * directly on the strided rows of k, v and the gradient buffers; threads split (b, h, block) items, and
  * each item writes only its own output rows. */
 #include "nn/attention.h"
+#include "autograd/lanes.h"
 #include "tensor/gemm.h"
 #include "tensor/iter.h"
 
@@ -215,19 +216,6 @@ static tile_scratch carve(float *s, int64_t dk, int64_t dv)
     return w;
 }
 
-/* a . b with 8 partial sums (vectorises; fixed order). */
-static inline float dot8(const float *a, const float *b, int64_t n)
-{
-    float s8[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            s8[j] += a[i + j] * b[i + j];
-    for (; i < n; i++)
-        s8[0] += a[i] * b[i];
-    return ((s8[0] + s8[1]) + (s8[2] + s8[3])) + ((s8[4] + s8[5]) + (s8[6] + s8[7]));
-}
-
 /* One query block: online softmax over its key blocks; writes o and LSE of its rows. Returns the
  * multiply-adds done (the rule in attention.h). */
 static uint64_t fwd_block(const attn_state *a, int64_t b, int64_t h, int64_t qb, float *mem)
@@ -337,7 +325,7 @@ static const int32_t *bwd_gather(const attn_state *a, const attn_grads *g, int64
             w->dO[r * dv + i] = dor[i];
             w->dOt[i * NB + r] = dor[i];
         }
-        w->l[r] = dot8(dor, orow, dv);
+        w->l[r] = lanes_dot(dor, orow, dv);
         w->m[r] = lse[(b * H + h) * T + p[r]];
     }
     return p;
@@ -714,7 +702,7 @@ ox_status ox_nn_attention_step(ox_ctx *ctx, ox_nn_kv_cache *c, const ox_tensor *
         for (int64_t j = 0; j <= t; j++) {           /* s_j = q . k_j / sqrt(dk) */
             float d = 0.0f;
             if (qs == 1) {
-                d = dot8(qv, kc + j * dk, dk);
+                d = lanes_dot(qv, kc + j * dk, dk);
             } else {
                 for (int64_t i = 0; i < dk; i++)
                     d += qv[i * qs] * kc[j * dk + i];

@@ -7,6 +7,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "autograd/lanes.h"
 #include "tensor/gemm.h"
 #include "tensor/iter.h"
 
@@ -70,14 +71,6 @@ static void ws_carve(chunk_ws *w, float *p, int64_t dk, int64_t dv, int backward
         TAKE(dg, L); TAKE(dbeta, L); TAKE(da, L);
     }
 #undef TAKE
-}
-
-static float dotf(const float *x, const float *y, int64_t n)
-{
-    float s = 0;
-    for (int64_t j = 0; j < n; j++)
-        s += x[j] * y[j];
-    return s;
 }
 
 /* dst [cols, rows] (row stride ldd) = src [rows, cols] (row stride rs, column stride 1) transposed.
@@ -223,7 +216,7 @@ static void chunk_backward(const chunk_in *c, ox_chunk_kind kind, const float *S
         float *dkr = w->dK + r * dk;
         for (int64_t j = 0; j < dk; j++)
             dkr[j] += e * dkd[j];
-        const float t = e * dotf(dkd, kr, dk);
+        const float t = e * lanes_dot(dkd, kr, dk);
         dg[n - 1] += t;
         dg[r] -= t;
     }
@@ -238,7 +231,7 @@ static void chunk_backward(const chunk_in *c, ox_chunk_kind kind, const float *S
             float *dqr = w->dQ + r * dk, *dog = w->dOg + r * dv;
             for (int64_t j = 0; j < dk; j++)
                 dqr[j] += gr * tr[j];
-            dg[r] += gr * dotf(tr, qr, dk);
+            dg[r] += gr * lanes_dot(tr, qr, dk);
             for (int64_t j = 0; j < dv; j++)
                 dog[j] = gr * dor[j];
         }
@@ -266,7 +259,7 @@ static void chunk_backward(const chunk_in *c, ox_chunk_kind kind, const float *S
             float *dvr = w->dV + r * dv;
             for (int64_t j = 0; j < dv; j++)
                 dvr[j] += bt * dur[j];
-            w->dbeta[r] += dotf(dur, vr, dv);
+            w->dbeta[r] += lanes_dot(dur, vr, dv);
         }
     } else {
         /* B6-B4 for U = Tm R, R = Bv - Bk S0^T (chunk_prepare). With dR = Tm^T dU (the transposed solve):
@@ -289,8 +282,8 @@ static void chunk_backward(const chunk_in *c, ox_chunk_kind kind, const float *S
                 dvr[j] += br * dbv[j];
             for (int64_t j = 0; j < dk; j++)
                 dkr[j] += br * gr * dbk[j];
-            const float kb = dotf(dbk, kr, dk);
-            w->dbeta[r] += dotf(dbv, vr, dv) + gr * kb;
+            const float kb = lanes_dot(dbk, kr, dk);
+            w->dbeta[r] += lanes_dot(dbv, vr, dv) + gr * kb;
             dg[r] += br * gr * kb;
         }
         /* B3: G = K K^T; dbeta_r += sum_i dA G Gam; dG = diag(beta)(dA ⊙ Gam); dGam += dA ⊙ diag(beta) G;

@@ -3,6 +3,7 @@
  * (stepping when a sequence continues), KV-cache dropping, sampling and the generate loop (MODELS.md 7.4). */
 #include "models/oryx/generate.h"
 
+#include "autograd/lanes.h"
 #include "autograd/ops.h"
 #include "nn/gated_rmsnorm.h"
 #include "nn/gdn.h"
@@ -176,24 +177,6 @@ static ox_status check_step(ox_ctx *ctx, const ox_oryx_decoder *d, const int32_t
 
 /* ---- the step's projections ------------------------------------------------------------------------- */
 
-/* sum_i a[i] b[i] with 16 independent accumulators combined by a fixed tree (vectorisable, and the order of
- * every addition depends only on n: bit-reproducible on any thread) */
-static inline float dot16(const float *a, const float *b, int64_t n)
-{
-    float acc[16] = { 0 };
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-#pragma omp simd
-        for (int j = 0; j < 16; j++)
-            acc[j] += a[i + j] * b[i + j];
-    for (int j = 0; i < n; i++, j++)
-        acc[j] += a[i] * b[i];
-    for (int w = 8; w > 0; w /= 2)
-        for (int j = 0; j < w; j++)
-            acc[j] += acc[j + w];
-    return acc[0];
-}
-
 /* y = x W^T for the few rows of a decode step: x [B, 1, in], W [out, in] -> [B, 1, out] (arena). One dot
  * product per output (a GEMM call with one row spends most of its time packing W); outputs are split over
  * threads only when the product is large, each written by one thread. Falls back to ox_nn_linear for
@@ -215,7 +198,7 @@ static ox_tensor *proj(ox_ctx *ctx, ox_tensor *x, ox_tensor *w)
 #pragma omp parallel for num_threads(nt) if (nt > 1)
     for (int64_t o = 0; o < out; o++)
         for (int64_t b = 0; b < B; b++)
-            yd[b * out + o] = dot16(xd + b * in, wd + o * ws, in);
+            yd[b * out + o] = lanes_dot(xd + b * in, wd + o * ws, in);
     return y;
 }
 
