@@ -1,5 +1,6 @@
 /* attention.h - causal softmax attention (MODELS.md section 4): the blocked flash-style fused op with its
- * hand-written backward, the materialised reference kept beside it, and the KV-cache decode step.
+ * hand-written backward (attention.c), the materialised reference kept beside it (attention_ref.c), and the
+ * KV-cache decode step (attention_cache.c).
  *
  * Letters: B batch, T sequence length, H heads, dk head dim of q and k, dv head dim of v.
  * Inputs are already RoPE-rotated (nn/rope.h). For every computed query row t of batch b, head h:
