@@ -108,7 +108,7 @@ $(CLI_BIN): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(STATIC)
 # The README's first command: build, train the default Oryx on the bundled Shakespeare (a few minutes on
 # 2 cores), then print a sample and where the files are.
 run: all
-	bin/oryx train --out runs/oryx
+	bin/oryx train --out runs/oryx --force
 	@echo
 	bin/oryx generate --ckpt runs/oryx --prompt "ROMEO:" --tokens 400 --modes every:8 \
 	    --mode-map-png runs/oryx.modes.png

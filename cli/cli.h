@@ -37,8 +37,9 @@ int cli_bad_option(const char *cmd, int c, char **argv);
 /* mkdir -p of the folder part of path (nothing when there is none). 0, or -1 if a folder cannot be made. */
 int cli_make_parent_dirs(const char *path);
 
-/* A whole file read into a heap buffer (caller frees *data). 0 on success; on a missing, unreadable or
- * empty file, prints one line (CLI_ERR_INPUT) and returns CLI_ERR_INPUT. */
+/* A whole regular file read into a buffer (ox_io_read_file: the caller frees *data with ox_free). 0 on
+ * success; on a missing, unreadable or empty file, or one that is a FIFO, directory or device, prints one
+ * line and returns CLI_ERR_INPUT. */
 int cli_read_file(const char *cmd, const char *what, const char *path, uint8_t **data, int64_t *len);
 
 /* The files of a checkpoint named `ckpt` ("runs/oryx" or "runs/oryx.safetensors"), as ox_oryx_train_save

@@ -12,6 +12,8 @@
 
 #include "cli/cli.h"
 #include "models/oryx/checkpoint.h"
+#include "tensor/alloc.h"
+#include "tensor/io.h"
 
 int cli_fail(int code, const char *cmd, const char *fmt, ...)
 {
@@ -66,36 +68,15 @@ int cli_bad_option(const char *cmd, int c, char **argv)
 
 int cli_read_file(const char *cmd, const char *what, const char *path, uint8_t **data, int64_t *len)
 {
-    *data = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cli_fail(CLI_ERR_INPUT, cmd, "cannot open %s '%s': %s", what, path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return cli_fail(CLI_ERR_INPUT, cmd, "%s '%s' is not a regular file", what, path);
-    }
-    if (st.st_size == 0) {
-        fclose(f);
-        return cli_fail(CLI_ERR_INPUT, cmd, "%s '%s' is empty", what, path);
-    }
-    uint8_t *buf = malloc((size_t)st.st_size);
-    if (!buf) {
-        fclose(f);
-        return cli_fail(CLI_ERR_RUN, cmd, "out of memory reading %s '%s' (%lld bytes)", what, path,
-                        (long long)st.st_size);
-    }
-    size_t got = fread(buf, 1, (size_t)st.st_size, f);
-    int err = ferror(f);
-    fclose(f);
-    if (err || got != (size_t)st.st_size) {
-        free(buf);
-        return cli_fail(CLI_ERR_INPUT, cmd, "cannot read %s '%s'", what, path);
-    }
-    *data = buf;
-    *len = (int64_t)st.st_size;
-    return 0;
+    ox_ctx *ctx = ox_ctx_new();
+    if (!ctx)
+        return cli_fail(CLI_ERR_RUN, cmd, "out of memory");
+    int code = 0;
+    if (ox_io_read_file(ctx, path, what, 0, data, len))
+        code = cli_fail(ox_ctx_status(ctx) == OX_ERR_NOMEM ? CLI_ERR_RUN : CLI_ERR_INPUT, cmd, "%s",
+                        ox_ctx_message(ctx));
+    ox_ctx_free(ctx);
+    return code;
 }
 
 int cli_ckpt_paths(const char *ckpt, char *prefix, char *model, char *state, char *csv, size_t n)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "tensor/alloc.h"
 
 static const char eval_help[] =
     "usage: oryx eval --ckpt CKPT --data FILE --modes SPEC [--seq T] [--batch B] [--seed S] [--threads N]\n"
@@ -98,7 +99,7 @@ int cli_eval(int argc, char **argv)
     ox_oryx_model_free(&m);
     if (ctx)
         ox_ctx_free(ctx);
-    free(data);
+    ox_free(data);
     cli_spec_free(&spec);
     return code;
 }

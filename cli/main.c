@@ -1,10 +1,28 @@
 /* main.c - bin/oryx: the program a person runs. Dispatches to the subcommands train, generate, eval,
  * info, plot, attention and mqar (one file each in cli/); `oryx --help` lists them, `oryx <command> --help`
- * lists every flag with its default. Errors are one line on stderr and a non-zero exit code (cli.h). */
+ * lists every flag with its default. Errors are one line on stderr and a non-zero exit code (cli.h).
+ *
+ * For tests only: ORYX_TEST_EXIT_AFTER_IO=N makes the process end at once (_exit(99), as kill -9 would:
+ * no cleanup, no buffers flushed) right after the N-th write, fsync or rename of an atomic file replacement
+ * (tensor/io.h), so a test can interrupt a checkpoint save at each instant in turn. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "tensor/io.h"
+
+static long g_io_events_left;
+
+static void exit_after_io(ox_io_event ev, const char *path, void *user)
+{
+    (void)ev;
+    (void)path;
+    (void)user;
+    if (--g_io_events_left == 0)
+        _exit(99);
+}
 
 static const char usage[] =
     "usage: oryx <command> [options]     (oryx <command> --help lists every option and its default)\n"
@@ -29,6 +47,9 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
+    const char *test_exit = getenv("ORYX_TEST_EXIT_AFTER_IO");
+    if (test_exit && (g_io_events_left = strtol(test_exit, NULL, 10)) > 0)
+        ox_io_set_hook(exit_after_io, NULL);
     if (argc < 2)
         return cli_fail(CLI_ERR_USAGE, "", "no command given (try: oryx --help)");
     const char *cmd = argv[1];

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "tensor/alloc.h"
 #include "plot/chart.h"
 
 /* One history: steps with their training loss, and the rows that carry a validation loss. */
@@ -66,7 +67,7 @@ static int hist_read(const char *cmd, const char *path, loss_hist *h)
     h->vstep = malloc(sizeof(double) * (size_t)rows);
     h->vloss = malloc(sizeof(double) * (size_t)rows);
     if (!h->step || !h->loss || !h->vstep || !h->vloss) {
-        free(data);
+        ox_free(data);
         hist_free(h);
         return cli_fail(CLI_ERR_RUN, cmd, "out of memory reading '%s'", path);
     }
@@ -124,7 +125,7 @@ static int hist_read(const char *cmd, const char *path, loss_hist *h)
         }
         p = eol + 1;
     }
-    free(data);
+    ox_free(data);
     if (!code && h->n == 0)
         code = cli_fail(CLI_ERR_INPUT, cmd, "'%s' holds no rows", path);
     if (code)

@@ -5,9 +5,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "models/oryx/modes.h"
+#include "tensor/alloc.h"
 
 static int bad_spec(const char *cmd, const char *s, int allow_prompt, const char *why)
 {
@@ -17,40 +19,38 @@ static int bad_spec(const char *cmd, const char *s, int allow_prompt, const char
                     s, why, allow_prompt ? " prompt-attn," : "");
 }
 
-/* Reads a map file: 'a' -> ATTN, 'l' -> LIN, whitespace skipped, anything else an error. */
+/* Reads a map file: 'a' -> ATTN, 'l' -> LIN, whitespace skipped, anything else an error; a file that is not
+ * a regular file (a FIFO, directory or device), is empty or holds no 'a'/'l' is refused. */
 static int read_map_file(const char *cmd, const char *path, int allow_prompt, cli_spec *spec)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    struct stat st;
+    if (stat(path, &st) != 0)
         return bad_spec(cmd, path, allow_prompt, "is not a known schedule nor a readable file");
-    int64_t cap = 256, n = 0, pos = 0;
-    uint8_t *map = malloc((size_t)cap);
-    int c, code = 0;
-    while (map && (c = fgetc(f)) != EOF) {
-        pos++;
+    uint8_t *text;
+    int64_t len;
+    int code = cli_read_file(cmd, "mode map file", path, &text, &len);
+    if (code)
+        return code;
+    uint8_t *map = malloc((size_t)len);
+    int64_t n = 0;
+    for (int64_t i = 0; map && !code && i < len; i++) {
+        int c = text[i];
         if (isspace(c))
             continue;
         if (c != 'a' && c != 'l') {
             char why[96];
             snprintf(why, sizeof why, "is a file with '%c' (byte %lld), not only 'a'/'l' and whitespace",
-                     isprint(c) ? c : '?', (long long)pos);
+                     isprint(c) ? c : '?', (long long)i + 1);
             code = bad_spec(cmd, path, allow_prompt, why);
             break;
         }
-        if (n == cap) {
-            uint8_t *m2 = realloc(map, (size_t)(cap *= 2));
-            if (!m2) {
-                free(map);
-                map = NULL;
-                break;
-            }
-            map = m2;
-        }
         map[n++] = c == 'a' ? OX_ORYX_ATTN : OX_ORYX_LIN;
     }
-    fclose(f);
+    ox_free(text);
     if (!map)
         return cli_fail(CLI_ERR_RUN, cmd, "out of memory reading mode map '%s'", path);
+    if (!code && n == 0)
+        code = bad_spec(cmd, path, allow_prompt, "is a file with no 'a'/'l' character");
     if (code) {
         free(map);
         return code;

@@ -6,22 +6,34 @@
  * line and an exit code before any file is written, a progress bar on a terminal (plain log lines
  * otherwise), the validation loss every --eval-every steps (ox_oryx_evaluate_bytes on the first
  * --eval-windows windows of the validation part, all ATTN), the loss history <out>.loss.csv
- * (step,loss,val_loss,lr,tokens_per_s), checkpoints (ox_oryx_train_save: <out>.safetensors +
- * <out>.state.safetensors) every --save-every steps and at the end, each time with the picture of the loss
- * history <out>.loss.png (cli/plot.c; a failure to draw it mid-run is reported and training goes on), and Ctrl-C: the SIGINT handler only
- * sets a flag; the loop sees it after the current step, saves a checkpoint and exits with 130. With --profile,
- * the step profile (tensor/profile.h) is on for the whole run and its table is printed at the end. */
+ * (step,loss,val_loss,lr,tokens_per_s), checkpoints (ox_oryx_train_save: <out>.state.safetensors, then
+ * <out>.safetensors) every --save-every steps and at the end, each time with the picture of the loss
+ * history <out>.loss.png (cli/plot.c; a failure to draw it mid-run is reported and training goes on), and
+ * Ctrl-C: the SIGINT handler only sets a flag; the loop sees it after the current step, saves a checkpoint
+ * and exits with 130. With --profile, the step profile (tensor/profile.h) is on for the whole run and its
+ * table is printed at the end.
+ *
+ * Nothing earlier is lost: one run per --out (an flock on <out>.lock, released by the kernel when the run
+ * dies); a new run on an --out holding a checkpoint needs --force; the history is written to a temporary
+ * that replaces the old one only at the run's first checkpoint, and a resumed run keeps the rows up to its
+ * checkpoint's step (none after it, so none twice). A run stops with one line and a non-zero exit, keeping
+ * its last checkpoint, when its loss is not finite in 10 tries with fresh batches, or when the loss averaged
+ * over 50 steps exceeds max(2 ln V, 1.5 x the run's first loss) (divergence). */
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <limits.h>
 
 #include "autograd/tape.h"
 #include "cli/cli.h"
+#include "tensor/alloc.h"
 #include "models/oryx/checkpoint.h"
 #include "models/oryx/train.h"
+#include "tensor/io.h"
 #include "tensor/profile.h"
 
 static volatile sig_atomic_t g_interrupted = 0;
@@ -36,14 +48,19 @@ static const char train_help[] =
     "usage: oryx train [options]\n"
     "\n"
     "Trains a byte-level language model on a text file (last 10% = validation split).\n"
-    "  --data FILE        training text (default data/tinyshakespeare.txt)\n"
+    "  --data FILE        training text (default data/tinyshakespeare.txt; on --resume the checkpoint's)\n"
     "  --preset NAME      transformer, gdn, mamba2, hybrid-gdn, hybrid-mamba2, oryx-gdn, oryx-mamba2\n"
     "                     (default oryx-gdn)\n"
     "  --steps N          optimizer steps, >= 1 (default 1000: about 4 minutes on 2 cores)\n"
     "  --out CKPT         checkpoint name: writes CKPT.safetensors, CKPT.state.safetensors, CKPT.loss.csv\n"
-    "                     and its picture CKPT.loss.png (default runs/oryx)\n"
+    "                     and its picture CKPT.loss.png (default runs/oryx; with --resume, the checkpoint\n"
+    "                     resumed)\n"
     "  --resume CKPT      continue from a checkpoint: model, optimizer and sampler state, step and every\n"
-    "                     hyper-parameter come from it (only --steps, --threads and --out apply)\n"
+    "                     training setting (eval schedule and data file included) come from it; the flags\n"
+    "                     that may be given with it: --steps, --data (the same corpus, moved), --out,\n"
+    "                     --threads, --save-every, --log-every, --profile, --force; any other is refused\n"
+    "  --force            start a new run on an --out that holds a checkpoint (its files are replaced at the\n"
+    "                     new run's first checkpoint)\n"
     "  --seed S           seed of initialisation, data windows and mode maps (default 1234)\n"
     "  --threads N        threads, 0 = all cores (default 0)\n"
     "  --d-model D        model width (default 128)\n"
@@ -75,7 +92,8 @@ typedef struct train_opts {
     const char *data, *preset, *out, *resume, *modes;
     int64_t steps, seed, threads, d_model, layers, heads, d_k, d_v, mlp_hidden, batch, seq, accum, warmup;
     int64_t eval_every, eval_windows, save_every, log_every;
-    int profile;
+    int profile, force;
+    uint64_t given;         /* bit (option - O_FIRST): the option was on the command line */
     double lr, lr_min, clip, wd;
 } train_opts;
 
@@ -123,7 +141,7 @@ static int parse_opts(int argc, char **argv, train_opts *o)
     enum {
         O_DATA = 256, O_PRESET, O_STEPS, O_OUT, O_RESUME, O_SEED, O_THREADS, O_DMODEL, O_LAYERS, O_HEADS, O_DK,
         O_DV, O_MLP, O_BATCH, O_SEQ, O_ACCUM, O_LR, O_LRMIN, O_WARMUP, O_CLIP, O_WD, O_MODES, O_EVAL, O_EVALW,
-        O_SAVE, O_LOG, O_PROFILE
+        O_SAVE, O_LOG, O_PROFILE, O_FORCE
     };
     static const struct option opts[] = {
         { "data", required_argument, 0, O_DATA },       { "preset", required_argument, 0, O_PRESET },
@@ -139,7 +157,8 @@ static int parse_opts(int argc, char **argv, train_opts *o)
         { "wd", required_argument, 0, O_WD },           { "modes", required_argument, 0, O_MODES },
         { "eval-every", required_argument, 0, O_EVAL }, { "eval-windows", required_argument, 0, O_EVALW },
         { "save-every", required_argument, 0, O_SAVE }, { "log-every", required_argument, 0, O_LOG },
-        { "profile", no_argument, 0, O_PROFILE },       { "help", no_argument, 0, 'h' },
+        { "profile", no_argument, 0, O_PROFILE },       { "force", no_argument, 0, O_FORCE },
+        { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 }
     };
     *o = (train_opts){ .data = "data/tinyshakespeare.txt", .preset = "oryx-gdn", .out = "runs/oryx",
@@ -152,6 +171,8 @@ static int parse_opts(int argc, char **argv, train_opts *o)
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         int bad = 0;
+        if (c >= O_DATA && c <= O_FORCE)
+            o->given |= UINT64_C(1) << (c - O_DATA);
         switch (c) {
         case O_DATA: o->data = optarg; break;
         case O_PRESET: o->preset = optarg; break;
@@ -180,6 +201,7 @@ static int parse_opts(int argc, char **argv, train_opts *o)
         case O_CLIP: bad = cli_parse_f64(T, "clip", optarg, 1e-12, 1e12, &o->clip); break;
         case O_WD: bad = cli_parse_f64(T, "wd", optarg, 0, 10, &o->wd); break;
         case O_PROFILE: o->profile = 1; break;
+        case O_FORCE: o->force = 1; break;
         case 'h': fputs(train_help, stdout); return -1;
         default: return cli_bad_option(T, c, argv);
         }
@@ -190,6 +212,20 @@ static int parse_opts(int argc, char **argv, train_opts *o)
         return cli_fail(CLI_ERR_USAGE, T, "unexpected argument '%s' (see oryx train --help)", argv[optind]);
     if (o->lr_min < 0)
         o->lr_min = o->lr / 10;
+    if (o->resume && !(o->given & (UINT64_C(1) << (O_OUT - O_DATA))))
+        o->out = o->resume;     /* a resumed run continues in place unless told otherwise */
+    /* on --resume every training setting is the checkpoint's: a flag that would change one is refused */
+    static const int resume_may[] = { O_DATA, O_STEPS, O_OUT, O_RESUME, O_THREADS, O_SAVE, O_LOG, O_PROFILE,
+                                      O_FORCE };
+    uint64_t may = 0;
+    for (size_t i = 0; i < sizeof resume_may / sizeof *resume_may; i++)
+        may |= UINT64_C(1) << (resume_may[i] - O_DATA);
+    if (o->resume && (o->given & ~may))
+        for (const struct option *p = opts; p->name; p++)
+            if (p->val >= O_DATA && p->val <= O_FORCE && (o->given & ~may & (UINT64_C(1) << (p->val - O_DATA))))
+                return cli_fail(CLI_ERR_USAGE, T, "--%s cannot be given with --resume: the run keeps the "
+                                "checkpoint's settings (with --resume: --steps, --data, --out, --threads, "
+                                "--save-every, --log-every, --profile, --force)", p->name);
     return 0;
 }
 
@@ -277,6 +313,257 @@ static void progress(int tty, int64_t step, int64_t steps, double loss, double v
     fflush(stdout);
 }
 
+/* ---- the loss history ------------------------------------------------------------------------------------ */
+
+/* <out>.loss.csv. The whole history is kept in memory and saved inside each checkpoint's state file
+ * ("user.history", ox_oryx_train_save_with), so history and checkpoint are replaced together; after the state
+ * file, the CSV file is rewritten from it by atomic replacement, and rows after a checkpoint are appended to
+ * it as they come. So a run that fails or is killed before its first checkpoint leaves the earlier files as
+ * they were, and a resumed run takes the rows of its checkpoint (exactly the steps up to it, whatever the CSV
+ * file holds). */
+typedef struct history {
+    char *text;             /* header + one row per step */
+    size_t len, cap;
+    FILE *live;             /* the CSV file after the first checkpoint, or NULL */
+    const char *path;
+} history;
+
+static int history_add(history *h, const char *s, size_t n)
+{
+    if (h->len + n + 1 > h->cap) {
+        size_t cap = 2 * (h->len + n + 1) + 4096;
+        char *t = realloc(h->text, cap);
+        if (!t)
+            return cli_fail(CLI_ERR_RUN, "train", "out of memory for the loss history");
+        h->text = t;
+        h->cap = cap;
+    }
+    memcpy(h->text + h->len, s, n);
+    h->len += n;
+    h->text[h->len] = 0;
+    return 0;
+}
+
+/* Rows of csv (after its header) whose step is in [1, upto]. */
+static int history_add_rows(history *h, const char *csv, int64_t upto)
+{
+    const char *p = strchr(csv, '\n');
+    while (p && *++p) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p + 1) : strlen(p);
+        char *end;
+        long long step = strtoll(p, &end, 10);
+        if (end != p && *end == ',' && step >= 1 && step <= upto && e && history_add(h, p, n))
+            return CLI_ERR_RUN;
+        p = e;
+    }
+    return 0;
+}
+
+/* A new history, or for a resumed run the one saved in its checkpoint (older checkpoints: the rows of its
+ * CSV file up to its step). */
+static int history_open(ox_ctx *ctx, history *h, const char *path, const char *resume_prefix, const char *resume_csv,
+                        int64_t upto)
+{
+    memset(h, 0, sizeof *h);
+    h->path = path;
+    static const char header[] = "step,loss,val_loss,lr,tokens_per_s\n";
+    if (history_add(h, header, sizeof header - 1) || !resume_prefix)
+        return h->text ? 0 : CLI_ERR_RUN;
+    char *saved = ox_oryx_train_read_user(ctx, resume_prefix, "history");
+    if (ctx->status)
+        return cli_fail(CLI_ERR_INPUT, "train", "%s", ox_ctx_message(ctx));
+    if (!saved && access(resume_csv, F_OK) == 0) {
+        uint8_t *csv;
+        int64_t n;
+        if (cli_read_file("train", "loss history", resume_csv, &csv, &n) == 0)
+            saved = (char *)csv;
+    }
+    int code = saved ? history_add_rows(h, saved, upto) : 0;
+    ox_free(saved);
+    return code;
+}
+
+static int history_row(history *h, int64_t step, double loss, double val, double lr, double tok_s)
+{
+    char row[160], v[40] = "";
+    if (val >= 0)
+        snprintf(v, sizeof v, "%.6f", val);
+    int n = snprintf(row, sizeof row, "%lld,%.6f,%s,%.6g,%.1f\n", (long long)step, loss, v, lr, tok_s);
+    if (h->live) {
+        fputs(row, h->live);
+        fflush(h->live);
+    }
+    return history_add(h, row, (size_t)n);
+}
+
+static void history_close(history *h)
+{
+    if (h->live)
+        fclose(h->live);
+    free(h->text);
+    memset(h, 0, sizeof *h);
+}
+
+/* ---- the run ----------------------------------------------------------------------------------------------- */
+
+/* Divergence: the mean loss of the last DIVERGE_WINDOW steps above max(2 ln V, 1.5 x the run's first loss). */
+#define DIVERGE_WINDOW 50
+typedef struct divergence {
+    double first, ring[DIVERGE_WINDOW], sum;
+    int n;
+} divergence;
+
+static int diverged(divergence *d, double loss, int64_t vocab, double *mean, double *limit)
+{
+    if (d->n == 0)
+        d->first = loss;
+    int slot = d->n % DIVERGE_WINDOW;
+    if (d->n >= DIVERGE_WINDOW)
+        d->sum -= d->ring[slot];
+    d->ring[slot] = loss;
+    d->sum += loss;
+    d->n++;
+    *mean = d->sum / DIVERGE_WINDOW;
+    *limit = fmax(2 * log((double)vocab), 1.5 * d->first);
+    return d->n >= DIVERGE_WINDOW && *mean > *limit;
+}
+
+typedef struct run_files {
+    char prefix[4096], model[4096], state[4096], csv[4096], png[4200], title[4200], lock[4200];
+    char resume_prefix[4096], resume_csv[4096];
+} run_files;
+
+/* A checkpoint: the state file with the history in it, the model file (ox_oryx_train_save_with), then the
+ * CSV file rewritten from the history; the picture is drawn by the caller. */
+static int checkpoint(ox_ctx *ctx, ox_oryx_trainer *tr, history *h, const run_files *f, int64_t *saved_step)
+{
+    ox_st_kv kv = { "history", h->text };
+    if (ox_oryx_train_save_with(ctx, tr, f->prefix, &kv, 1))
+        return cli_fail(CLI_ERR_RUN, "train", "%s", ox_ctx_message(ctx));
+    *saved_step = tr->step;
+    if (h->live)
+        fclose(h->live);
+    h->live = NULL;
+    ox_io_atomic w;
+    if (ox_io_atomic_open(ctx, &w, h->path) == OX_OK) {
+        fwrite(h->text, 1, h->len, w.fp);
+        ox_io_atomic_commit(ctx, &w);
+    }
+    if (ctx->status)
+        return cli_fail(CLI_ERR_RUN, "train", "%s", ox_ctx_message(ctx));
+    h->live = fopen(h->path, "a");
+    if (!h->live)
+        return cli_fail(CLI_ERR_RUN, "train", "cannot append to the loss history '%s'", h->path);
+    return 0;
+}
+
+static void kept_note(int64_t saved_step, char *buf, size_t n)
+{
+    if (saved_step >= 0)
+        snprintf(buf, n, "the last checkpoint (step %lld) is kept", (long long)saved_step);
+    else
+        snprintf(buf, n, "no checkpoint of this run was saved");
+}
+
+/* The steps, validations, history rows and checkpoints of a run whose inputs are all checked. */
+static int train_loop(ox_ctx *ctx, const train_opts *o, const run_files *f, ox_oryx_model *m,
+                      const ox_oryx_data *data, ox_oryx_trainer *tr, history *hist, int64_t *saved_step)
+{
+    const ox_oryx_config *c = &m->cfg;
+    const ox_oryx_train_config *k = &tr->cfg;
+    int tty = isatty(STDOUT_FILENO), code = 0;
+    printf("train %s (%s, D %lld, L %lld, H %lld, %lld parameters) on %s: %lld train / %lld val bytes\n",
+           o->resume ? o->resume : o->preset, ox_oryx_config_arch(c), (long long)c->d_model, (long long)c->n_layers,
+           (long long)c->n_heads, (long long)ox_nn_params_numel(&m->params), o->data, (long long)data->n_train,
+           (long long)data->n_val);
+    printf("steps %lld..%lld, batch %lld x %lld x accum %lld, lr %.2e -> %.2e, modes %s, threads %d\n",
+           (long long)tr->step, (long long)k->total_steps, (long long)k->batch, (long long)k->seq_len,
+           (long long)k->accum, k->lr_max, k->lr_min, o->resume ? "(checkpoint's)" : o->modes, ox_ctx_threads(ctx));
+    fflush(stdout);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND;   /* a second Ctrl-C stops at once (saves are atomic) */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+
+    ox_oryx_map_spec attn = { .kind = OX_ORYX_MAP_ATTN };
+    int64_t start_step = tr->step, n_eval = k->eval_windows * (k->seq_len + 1);
+    if (n_eval > data->n_val)
+        n_eval = data->n_val;
+    if (o->profile && ox_profile_enable(ctx, 1))
+        return cli_fail(CLI_ERR_RUN, "train", "--profile: %s", ox_ctx_message(ctx));
+    double t0 = cli_now(), val = -1, loss_avg = 0;
+    int bad_steps = 0;
+    divergence div;
+    memset(&div, 0, sizeof div);
+    char kept[4400];
+    while (tr->step < k->total_steps && !g_interrupted) {
+        ox_oryx_train_stats st;
+        ox_status s = ox_oryx_train_step(ctx, tr, &st);
+        if (s == OX_ERR_NUMERIC && ++bad_steps < 10) {
+            /* weights and moments untouched; the sampler has moved on, so the retry sees other batches */
+            ox_ctx_clear_error(ctx);
+            continue;
+        }
+        if (s) {
+            kept_note(*saved_step, kept, sizeof kept);
+            return cli_fail(CLI_ERR_RUN, "train", "step %lld: %s%s; stopped: %s", (long long)tr->step + 1,
+                            ox_ctx_message(ctx), s == OX_ERR_NUMERIC ? " (10 tries with fresh batches)" : "", kept);
+        }
+        bad_steps = 0;
+        int64_t step = tr->step;
+        double mean, limit;
+        if (diverged(&div, st.loss, c->vocab, &mean, &limit)) {
+            kept_note(*saved_step, kept, sizeof kept);
+            return cli_fail(CLI_ERR_RUN, "train", "step %lld: the training diverged (mean loss of the last %d steps "
+                            "%.4g > %.4g); stopped: %s", (long long)step, DIVERGE_WINDOW, mean, limit, kept);
+        }
+        loss_avg = step == start_step + 1 ? st.loss : 0.9 * loss_avg + 0.1 * st.loss;
+        int eval_now = step == k->total_steps || (k->eval_every && step % k->eval_every == 0);
+        double this_val = -1;
+        if (eval_now) {
+            ox_oryx_eval ev;
+            if (ox_oryx_evaluate_bytes(ctx, m, data->bytes + data->n_train, n_eval, k->seq_len, &attn, &ev))
+                return cli_fail(CLI_ERR_RUN, "train", "validation at step %lld: %s", (long long)step,
+                                ox_ctx_message(ctx));
+            val = this_val = ev.nats;
+            OX_PROFILE_MARK(ctx, "eval", OX_PROF_OTHER);
+        }
+        double el = cli_now() - t0;
+        double tok_s = (double)((step - start_step) * k->batch * k->seq_len * k->accum) / (el > 1e-9 ? el : 1e-9);
+        double eta = el / (double)(step - start_step) * (double)(k->total_steps - step);
+        if ((code = history_row(hist, step, st.loss, this_val, st.lr, tok_s)))
+            return code;
+        if (tty || step % o->log_every == 0 || eval_now)
+            progress(tty, step, k->total_steps, loss_avg, val, st.lr, tok_s, eta);
+        if (o->save_every && step % o->save_every == 0 && step < k->total_steps) {
+            if ((code = checkpoint(ctx, tr, hist, f, saved_step)))
+                return code;
+            cli_loss_png("train", f->csv, f->png, f->title);   /* reported on stderr; training goes on */
+        }
+        OX_PROFILE_MARK(ctx, "log+save", OX_PROF_OTHER);
+    }
+    if (tty)
+        printf("\n");
+    if ((code = checkpoint(ctx, tr, hist, f, saved_step)))
+        return code;
+    if (cli_loss_png("train", f->csv, f->png, f->title))
+        return CLI_ERR_RUN;
+    if (g_interrupted) {
+        printf("interrupted at step %lld: checkpoint saved to %s (resume with --resume %s)\n", (long long)tr->step,
+               f->model, o->out);
+        code = CLI_ERR_INTERRUPTED;
+    } else
+        printf("done: step %lld, loss %.4f, val_loss %.4f; checkpoint %s, history %s, picture %s\n",
+               (long long)tr->step, loss_avg, val, f->model, f->csv, f->png);
+    if (o->profile)
+        print_profile(ctx, tr->step - start_step);
+    return code;
+}
+
 int cli_train(int argc, char **argv)
 {
     train_opts o;
@@ -288,27 +575,32 @@ int cli_train(int argc, char **argv)
     if (strcmp(o.modes, "mixed") && cli_spec_parse("train", o.modes, 0, &spec))
         return CLI_ERR_USAGE;
 
-    char model_path[4096], state_path[4096], csv_path[4096], prefix[4096], resume_prefix[4096], png_path[4200];
-    if (cli_ckpt_paths(o.out, prefix, model_path, state_path, csv_path, sizeof model_path) ||
-        (o.resume && cli_ckpt_paths(o.resume, resume_prefix, NULL, NULL, NULL, sizeof resume_prefix))) {
+    run_files f;
+    if (cli_ckpt_paths(o.out, f.prefix, f.model, f.state, f.csv, sizeof f.model) ||
+        (o.resume && cli_ckpt_paths(o.resume, f.resume_prefix, NULL, NULL, f.resume_csv, sizeof f.resume_prefix))) {
         cli_spec_free(&spec);
         return cli_fail(CLI_ERR_USAGE, "train", "--out or --resume name is empty or too long");
     }
-    snprintf(png_path, sizeof png_path, "%s.loss.png", prefix);
-    char png_title[4200];
-    snprintf(png_title, sizeof png_title, "loss: %s", prefix);
+    snprintf(f.png, sizeof f.png, "%s.loss.png", f.prefix);
+    snprintf(f.title, sizeof f.title, "loss: %s", f.prefix);
+    snprintf(f.lock, sizeof f.lock, "%s.lock", f.prefix);
+    int same_files = o.resume && strcmp(f.resume_prefix, f.prefix) == 0;
     ox_ctx *ctx = ox_ctx_new();
     uint8_t *bytes = NULL;
     int64_t len = 0;
     ox_oryx_data data;
     ox_oryx_model m;
     ox_oryx_trainer tr;
+    ox_oryx_train_config saved;
     memset(&data, 0, sizeof data);
     memset(&m, 0, sizeof m);
     memset(&tr, 0, sizeof tr);
-    FILE *csv = NULL;
+    memset(&saved, 0, sizeof saved);
+    history hist;
+    memset(&hist, 0, sizeof hist);
+    int lock_fd = -1;
     int64_t *map_pos = NULL;   /* a map file's ATTN positions (the trainer copies them) */
-    int64_t T = o.seq ? o.seq : 128;
+    int64_t T = o.seq ? o.seq : 128, saved_step = -1;
     if (!ctx)
         code = cli_fail(CLI_ERR_RUN, "train", "out of memory");
 
@@ -316,18 +608,30 @@ int cli_train(int argc, char **argv)
     ox_oryx_config cfg;
     if (!code && !o.resume)
         code = build_config(ctx, &o, &cfg);
+    if (!code && o.resume) {    /* T, the data file and the eval schedule are the checkpoint's */
+        if (ox_oryx_train_read_settings(ctx, f.resume_prefix, &saved, NULL))
+            code = cli_fail(CLI_ERR_INPUT, "train", "cannot resume from '%s': %s", o.resume, ox_ctx_message(ctx));
+        else {
+            T = saved.seq_len;
+            if (!(o.given & 1) && saved.data_path[0])   /* bit 0: --data */
+                o.data = saved.data_path;
+            if (saved.eval_windows > 0) {
+                o.eval_every = saved.eval_every;
+                o.eval_windows = saved.eval_windows;
+            }
+        }
+    }
+    if (!code && !o.force && !same_files && (access(f.state, F_OK) == 0 || access(f.model, F_OK) == 0))
+        code = cli_fail(CLI_ERR_USAGE, "train", "'%s' already holds a checkpoint: continue it with --resume %s, "
+                        "or start over with --force", f.prefix, o.out);
     if (!code)
         code = cli_read_file("train", "data file", o.data, &bytes, &len);
-    if (!code && o.resume) {    /* the training length is the checkpoint's */
-        int64_t ck_seq = -1, ck_step = -1;
-        code = cli_load_model(ctx, "train", o.resume, &m, &ck_step, &ck_seq);
-        ox_oryx_model_free(&m);
-        if (!code && ck_seq >= 1)
-            T = ck_seq;
-    }
     if (!code && ox_oryx_data_from_bytes(ctx, bytes, len, T, &data))
         code = cli_fail(CLI_ERR_INPUT, "train", "data file '%s' (%lld bytes) with --seq %lld: %s", o.data,
                         (long long)len, (long long)T, ox_ctx_message(ctx));
+    char data_abs[PATH_MAX];
+    if (!code && !realpath(o.data, data_abs))
+        snprintf(data_abs, sizeof data_abs, "%s", o.data);
     ox_oryx_train_config tc = ox_oryx_train_defaults();
     if (!code && !o.resume) {
         tc.batch = o.batch;
@@ -340,15 +644,24 @@ int cli_train(int argc, char **argv)
         tc.clip = o.clip;
         tc.adamw.wd = (float)o.wd;
         tc.seed = (uint64_t)o.seed;
+        tc.eval_every = o.eval_every;
+        tc.eval_windows = o.eval_windows;
+        snprintf(tc.data_path, sizeof tc.data_path, "%s", data_abs);
         code = train_map_spec(o.modes, &spec, T, (uint64_t)o.seed + 1, &tc.map, &map_pos);
     }
     if (!code) {
         ox_ctx_set_threads(ctx, (int)o.threads);
         if (o.resume) {
-            if (ox_oryx_train_resume(ctx, resume_prefix, &m, &data, &tr))
+            if (ox_oryx_train_resume(ctx, f.resume_prefix, &m, &data, &tr))
                 code = cli_fail(CLI_ERR_INPUT, "train", "cannot resume from '%s': %s", o.resume, ox_ctx_message(ctx));
-            else
+            else {
                 tr.cfg.total_steps = o.steps;   /* --steps extends (or ends) the run; the rest is the checkpoint's */
+                snprintf(tr.cfg.data_path, sizeof tr.cfg.data_path, "%s", data_abs);   /* where it is now */
+                if (tr.cfg.eval_windows <= 0) {     /* a checkpoint of an older format: no eval schedule */
+                    tr.cfg.eval_every = o.eval_every;
+                    tr.cfg.eval_windows = o.eval_windows;
+                }
+            }
         } else {
             ox_rng rng = ox_rng_seed((uint64_t)o.seed);
             if (ox_oryx_model_init(ctx, &m, &cfg, &rng))
@@ -357,122 +670,26 @@ int cli_train(int argc, char **argv)
                 code = cli_fail(CLI_ERR_USAGE, "train", "%s", ox_ctx_message(ctx));
         }
     }
-    if (!code && cli_make_parent_dirs(prefix))
-        code = cli_fail(CLI_ERR_RUN, "train", "cannot create the folder of '%s'", model_path);
-    if (!code) {
-        /* A resumed run appends to an existing history at the same name; otherwise it starts one. */
-        int append = o.resume && access(csv_path, F_OK) == 0;
-        csv = fopen(csv_path, append ? "a" : "w");
-        if (!csv)
-            code = cli_fail(CLI_ERR_RUN, "train", "cannot write '%s'", csv_path);
-        else if (!append)
-            fprintf(csv, "step,loss,val_loss,lr,tokens_per_s\n");
-    }
+    if (!code && cli_make_parent_dirs(f.prefix))
+        code = cli_fail(CLI_ERR_RUN, "train", "cannot create the folder of '%s'", f.model);
+    if (!code && ox_io_lock(ctx, f.lock, &lock_fd))
+        code = cli_fail(CLI_ERR_RUN, "train", "'%s' is in use by another run: %s", f.prefix, ox_ctx_message(ctx));
+    if (!code)
+        code = history_open(ctx, &hist, f.csv, o.resume ? f.resume_prefix : NULL, f.resume_csv, tr.step);
+    if (o.resume)
+        saved_step = tr.step;
     if (code)
         goto done;
-
-    const ox_oryx_config *c = &m.cfg;
-    const ox_oryx_train_config *k = &tr.cfg;
-    int tty = isatty(STDOUT_FILENO);
-    printf("train %s (%s, D %lld, L %lld, H %lld, %lld parameters) on %s: %lld train / %lld val bytes\n",
-           o.resume ? o.resume : o.preset, ox_oryx_config_arch(c), (long long)c->d_model, (long long)c->n_layers,
-           (long long)c->n_heads, (long long)ox_nn_params_numel(&m.params), o.data, (long long)data.n_train,
-           (long long)data.n_val);
-    printf("steps %lld..%lld, batch %lld x %lld x accum %lld, lr %.2e -> %.2e, modes %s, threads %d\n",
-           (long long)tr.step, (long long)k->total_steps, (long long)k->batch, (long long)k->seq_len,
-           (long long)k->accum, k->lr_max, k->lr_min, o.resume ? "(checkpoint's)" : o.modes, ox_ctx_threads(ctx));
-    fflush(stdout);
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = SA_RESETHAND;   /* a second Ctrl-C stops at once (saves are atomic) */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-
-    ox_oryx_map_spec attn = { .kind = OX_ORYX_MAP_ATTN };
-    int64_t start_step = tr.step, n_eval = o.eval_windows * (k->seq_len + 1);
-    if (n_eval > data.n_val)
-        n_eval = data.n_val;
-    if (o.profile && ox_profile_enable(ctx, 1)) {
-        code = cli_fail(CLI_ERR_RUN, "train", "--profile: %s", ox_ctx_message(ctx));
-        goto done;
-    }
-    double t0 = cli_now(), val = -1, loss_avg = 0;
-    int bad_steps = 0;
-    while (tr.step < k->total_steps && !g_interrupted) {
-        ox_oryx_train_stats st;
-        ox_status s = ox_oryx_train_step(ctx, &tr, &st);
-        if (s == OX_ERR_NUMERIC && ++bad_steps < 10) {
-            /* weights and moments untouched; the sampler has moved on, so the retry sees other batches */
-            fprintf(stderr, "oryx train: step %lld retried: %s\n", (long long)tr.step + 1, ox_ctx_message(ctx));
-            ox_ctx_clear_error(ctx);
-            continue;
-        }
-        bad_steps = 0;
-        if (s) {
-            code = cli_fail(CLI_ERR_RUN, "train", "step %lld: %s", (long long)tr.step + 1, ox_ctx_message(ctx));
-            break;
-        }
-        int64_t step = tr.step;
-        loss_avg = step == start_step + 1 ? st.loss : 0.9 * loss_avg + 0.1 * st.loss;
-        int eval_now = step == k->total_steps || (o.eval_every && step % o.eval_every == 0);
-        double this_val = -1;
-        if (eval_now) {
-            ox_oryx_eval ev;
-            if (ox_oryx_evaluate_bytes(ctx, &m, data.bytes + data.n_train, n_eval, k->seq_len, &attn, &ev)) {
-                code = cli_fail(CLI_ERR_RUN, "train", "validation at step %lld: %s", (long long)step,
-                                ox_ctx_message(ctx));
-                break;
-            }
-            val = this_val = ev.nats;
-            OX_PROFILE_MARK(ctx, "eval", OX_PROF_OTHER);
-        }
-        double el = cli_now() - t0;
-        double tok_s = (double)((step - start_step) * k->batch * k->seq_len * k->accum) / (el > 1e-9 ? el : 1e-9);
-        double eta = el / (double)(step - start_step) * (double)(k->total_steps - step);
-        fprintf(csv, "%lld,%.6f,", (long long)step, st.loss);
-        if (this_val >= 0)
-            fprintf(csv, "%.6f", this_val);
-        fprintf(csv, ",%.6g,%.1f\n", st.lr, tok_s);
-        fflush(csv);
-        if (tty || step % o.log_every == 0 || eval_now)
-            progress(tty, step, k->total_steps, loss_avg, val, st.lr, tok_s, eta);
-        if (o.save_every && step % o.save_every == 0 && step < k->total_steps) {
-            if (ox_oryx_train_save(ctx, &tr, prefix)) {
-                code = cli_fail(CLI_ERR_RUN, "train", "%s", ox_ctx_message(ctx));
-                break;
-            }
-            cli_loss_png("train", csv_path, png_path, png_title);   /* reported on stderr; training goes on */
-        }
-        OX_PROFILE_MARK(ctx, "log+save", OX_PROF_OTHER);
-    }
-    if (tty)
-        printf("\n");
-    if (!code) {
-        if (ox_oryx_train_save(ctx, &tr, prefix))
-            code = cli_fail(CLI_ERR_RUN, "train", "%s", ox_ctx_message(ctx));
-        else if (cli_loss_png("train", csv_path, png_path, png_title))
-            code = CLI_ERR_RUN;
-        else if (g_interrupted) {
-            printf("interrupted at step %lld: checkpoint saved to %s (resume with --resume %s)\n", (long long)tr.step,
-                   model_path, o.out);
-            code = CLI_ERR_INTERRUPTED;
-        } else
-            printf("done: step %lld, loss %.4f, val_loss %.4f; checkpoint %s, history %s, picture %s\n",
-                   (long long)tr.step, loss_avg, val, model_path, csv_path, png_path);
-        if (o.profile)
-            print_profile(ctx, tr.step - start_step);
-    }
+    code = train_loop(ctx, &o, &f, &m, &data, &tr, &hist, &saved_step);
 done:
-    if (csv)
-        fclose(csv);
+    history_close(&hist);
+    ox_io_unlock(lock_fd);
     ox_oryx_trainer_free(&tr);
     ox_oryx_model_free(&m);
     ox_oryx_data_free(&data);
     if (ctx)
         ox_ctx_free(ctx);
-    free(bytes);
+    ox_free(bytes);
     free(map_pos);
     cli_spec_free(&spec);
     return code;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "plot/font.h"
+#include "tensor/io.h"
 
 ox_plot_canvas *ox_plot_canvas_new(ox_ctx *ctx, int w, int h, uint32_t bg)
 {
@@ -257,45 +258,16 @@ ox_status ox_plot_canvas_write_png(ox_ctx *ctx, const ox_plot_canvas *c, const c
         return ctx ? ctx->status : OX_ERR_ARG;
     if (!c || !path || !*path)
         return ox_ctx_fail(ctx, OX_ERR_ARG, "plot png: canvas or path missing");
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 5);
-    if (!tmp)
-        return ox_ctx_fail(ctx, OX_ERR_NOMEM, "plot png: out of memory");
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        int err = errno;
-        free(tmp);
-        return ox_ctx_fail(ctx, OX_ERR_IO, "plot png: cannot create '%s.tmp': %s", path, strerror(err));
-    }
+    ox_io_atomic w;
+    if (ox_io_atomic_open(ctx, &w, path))
+        return ctx->status;
     png_err e;
     e.msg[0] = 0;
-    int bad = png_write(f, c, &e);
-    const char *what = e.msg;
-    if (!bad && (fflush(f) || ferror(f))) {
-        bad = 1;
-        what = strerror(errno);
+    if (png_write(w.fp, c, &e)) {
+        ox_io_atomic_abort(&w);
+        return ox_ctx_fail(ctx, OX_ERR_IO, "plot png: cannot write '%s': %s", path, e.msg);
     }
-    if (!bad && fsync(fileno(f))) {
-        bad = 1;
-        what = strerror(errno);
-    }
-    if (fclose(f) && !bad) {
-        bad = 1;
-        what = strerror(errno);
-    }
-    if (!bad && rename(tmp, path)) {
-        bad = 1;
-        what = strerror(errno);
-    }
-    if (bad) {
-        unlink(tmp);
-        free(tmp);
-        return ox_ctx_fail(ctx, OX_ERR_IO, "plot png: cannot write '%s': %s", path, what);
-    }
-    free(tmp);
-    return OX_OK;
+    return ox_io_atomic_commit(ctx, &w);
 }
 
 ox_status ox_plot_canvas_save_and_free(ox_ctx *ctx, ox_plot_canvas *c, const char *path)

@@ -71,8 +71,8 @@ void ox_plot_text_up(ox_plot_canvas *c, int x, int y, const char *s, int scale, 
 void ox_plot_text_center(ox_plot_canvas *c, int cx, int y, const char *s, int scale, uint32_t color);
 void ox_plot_text_right(ox_plot_canvas *c, int x_right, int y, const char *s, int scale, uint32_t color);
 
-/* Writes the canvas as an 8-bit RGB PNG: to "<path>.tmp" first, then fsync and rename onto path, so path
- * is either the old file or the complete new one. On failure (cannot create, libpng error, short write)
+/* Writes the canvas as an 8-bit RGB PNG by tensor/io.h's atomic replacement ("<path>.tmp.<pid>", fsync,
+ * rename), so path is either the old file or the complete new one, and two writers never share a temporary. On failure (cannot create, libpng error, short write)
  * the temporary file is removed and OX_ERR_IO is returned with a message naming the path. */
 ox_status ox_plot_canvas_write_png(ox_ctx *ctx, const ox_plot_canvas *c, const char *path);
 /* Writes c as above, then frees it: what the *_png calls of chart.h do with a freshly drawn canvas. c == NULL

@@ -9,6 +9,7 @@
  * strided copies move uint32_t bit patterns and are exact. */
 #include "tensor/safetensors.h"
 #include "tensor/alloc.h"
+#include "tensor/io.h"
 #include "tensor/safetensors_common.h"
 
 #include <cJSON.h>
@@ -302,16 +303,12 @@ static ox_status read_header(ox_ctx *ctx, const char *path, int allow_i32, st_he
 {
     memset(h, 0, sizeof *h);
     h->path = path;
-    h->fd = open(path, O_RDONLY | O_CLOEXEC);
+    h->fd = ox_io_open_regular(ctx, path, "safetensors file");
     if (h->fd < 0)
-        return ox_ctx_fail(ctx, OX_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return ctx->status;
     struct stat sb;
     if (fstat(h->fd, &sb) != 0) {
         ox_ctx_fail(ctx, OX_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        ox_ctx_fail(ctx, OX_ERR_IO, "%s: not a regular file", path);
         goto fail;
     }
     int64_t size = (int64_t)sb.st_size;

@@ -1,8 +1,9 @@
 /* safetensors_write.c - the atomic safetensors writer (see safetensors.h): tensors sorted by name,
- * offsets contiguous, header padded to a multiple of 8, written to a temporary file, fsync'ed and renamed
- * into place, so a crash mid-save never destroys the previous file. */
+ * offsets contiguous, header padded to a multiple of 8, written through tensor/io.h's atomic replacement
+ * (temporary file, fsync, rename), so a crash mid-save never destroys the previous file. */
 #include "tensor/safetensors.h"
 #include "tensor/alloc.h"
+#include "tensor/io.h"
 #include "tensor/safetensors_common.h"
 
 #include <cJSON.h>
@@ -146,24 +147,6 @@ static int write_body(FILE *fp, const char *json, size_t json_len, size_t padded
     return 0;
 }
 
-/* fsync of the directory holding path, so that the rename itself is durable (best effort). */
-static void sync_dir(const char *path, char *scratch)
-{
-    strcpy(scratch, path);
-    char *slash = strrchr(scratch, '/');
-    if (!slash)
-        strcpy(scratch, ".");
-    else if (slash == scratch)
-        scratch[1] = 0;
-    else
-        *slash = 0;
-    int fd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 ox_status ox_safetensors_write(ox_ctx *ctx, const char *path, const ox_st_entry *entries, int64_t n,
                                const ox_st_kv *meta, int64_t n_meta)
 {
@@ -173,55 +156,29 @@ ox_status ox_safetensors_write(ox_ctx *ctx, const char *path, const ox_st_entry 
         return ox_ctx_fail(ctx, OX_ERR_ARG, "safetensors_write: NULL/empty path or bad lists (%lld tensors, "
                            "%lld metadata entries)", (long long)n, (long long)n_meta);
     const ox_st_entry **order = ox_malloc(sizeof *order * (size_t)(n ? n : 1));
-    size_t tmp_len = strlen(path) + 32;
-    char *tmp = ox_malloc(tmp_len);
-    if (!order || !tmp) {
-        ox_free(order);
-        ox_free(tmp);
+    if (!order)
         return ox_ctx_fail(ctx, OX_ERR_NOMEM, "%s: out of memory", path);
-    }
     char *json = NULL;
-    FILE *fp = NULL;
-    int tmp_made = 0;
     if (check_write_args(ctx, path, entries, n, meta, n_meta, order))
         goto done;
     json = build_header(ctx, path, order, n, meta, n_meta);
     if (!json)
         goto done;
     size_t json_len = strlen(json), padded = (json_len + 7) & ~(size_t)7;
-    snprintf(tmp, tmp_len, "%s.tmp.%ld", path, (long)getpid());
-    fp = fopen(tmp, "wb");
-    if (!fp) {
-        ox_ctx_fail(ctx, OX_ERR_IO, "%s: cannot create the temporary file '%s': %s", path, tmp, strerror(errno));
+    ox_io_atomic w;
+    if (ox_io_atomic_open(ctx, &w, path))
         goto done;
-    }
-    tmp_made = 1;
     errno = 0;
-    int err = write_body(fp, json, json_len, padded, order, n);
-    if (!err && fflush(fp) != 0)
-        err = errno ? errno : EIO;
-    if (!err && fsync(fileno(fp)) != 0)
-        err = errno;
-    int cerr = fclose(fp) != 0 ? (errno ? errno : EIO) : 0;
-    fp = NULL;
-    if (err || cerr) {
-        ox_ctx_fail(ctx, err == ENOMEM ? OX_ERR_NOMEM : OX_ERR_IO, "%s: writing the temporary file '%s' failed: %s",
-                    path, tmp, strerror(err ? err : cerr));
+    int err = write_body(w.fp, json, json_len, padded, order, n);
+    if (err) {
+        ox_io_atomic_abort(&w);
+        ox_ctx_fail(ctx, err == ENOMEM ? OX_ERR_NOMEM : OX_ERR_IO, "%s: writing the new file failed (%s); the "
+                    "previous file is kept", path, strerror(err));
         goto done;
     }
-    if (rename(tmp, path) != 0) {
-        ox_ctx_fail(ctx, OX_ERR_IO, "%s: cannot rename '%s' over it: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    tmp_made = 0;
-    sync_dir(path, tmp);   /* tmp is long enough to hold path */
+    ox_io_atomic_commit(ctx, &w);
 done:
-    if (fp)
-        fclose(fp);
-    if (tmp_made)
-        unlink(tmp);
     cJSON_free(json);
-    ox_free(tmp);
     ox_free(order);
     return ctx->status;
 }

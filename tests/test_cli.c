@@ -79,7 +79,7 @@ Test(cli, train_resume_eval_info_generate)
      * for bit (one thread). */
     const char *ta[] = { "train", "--data", data, "--steps", "4", "--out", a, TINY, NULL };
     cr_assert_eq(run_oryx(dir, ta), 0);
-    const char *tb[] = { "train", "--data", data, "--steps", "6", "--out", b, "--resume", a, TINY, NULL };
+    const char *tb[] = { "train", "--data", data, "--steps", "6", "--out", b, "--resume", a, "--threads", "1", NULL };
     cr_assert_eq(run_oryx(dir, tb), 0);
     const char *tc[] = { "train", "--data", data, "--steps", "6", "--out", c, TINY, NULL };
     cr_assert_eq(run_oryx(dir, tc), 0);
@@ -271,7 +271,7 @@ Test(cli, train_every_and_map_file_at_t256)
     char *out = out_of(dir, "out");
     cr_assert(strstr(out, "batch 2 x 256") && strstr(out, "modes every:2"), "%s", out);
     free(out);
-    const char *tb[] = { "train", "--data", data, "--steps", "3", "--out", b, "--resume", a, TINY, NULL };
+    const char *tb[] = { "train", "--data", data, "--steps", "3", "--out", b, "--resume", a, "--threads", "1", NULL };
     cr_assert_eq(run_oryx(dir, tb), 0);
     const char *tc[] = { "train", "--data", data, "--steps", "3", "--out", c, TINY, "--seq", "256", "--modes",
                          "every:2", NULL };
@@ -452,7 +452,7 @@ Test(cli, sigint_saves_a_checkpoint_that_resumes)
 
     char steps[32];
     snprintf(steps, sizeof steps, "%lld", (long long)step + 2);
-    const char *resume[] = { "train", "--data", data, "--steps", steps, "--out", run, "--resume", run, TINY, NULL };
+    const char *resume[] = { "train", "--data", data, "--steps", steps, "--out", run, "--resume", run, "--threads", "1", NULL };
     cr_assert_eq(run_oryx(dir, resume), 0);
     assert_ok(ctx, ox_oryx_load(ctx, path, &m, &step, NULL));
     cr_assert_eq(step, atoll(steps));
@@ -583,7 +583,7 @@ Test(cli, train_profile_table)
     cr_assert_eq(sscanf(lin, " linear backward %lf %lf %lf %lf", &calls, &excl, &blis, &gfs), 4, "%s", lin);
     cr_assert(calls >= 1 && blis > 0 && gfs > 0, "%s", lin);
     free(out);
-    const char *tb[] = { "train", "--data", data, "--steps", "1", "--out", a, TINY, NULL };
+    const char *tb[] = { "train", "--data", data, "--steps", "1", "--out", a, "--force", TINY, NULL };
     cr_assert_eq(run_oryx(dir, tb), 0);
     out = out_of(dir, "out");
     cr_assert_null(strstr(out, "profile, per step"), "%s", out);   /* only with --profile */

@@ -475,29 +475,46 @@ Test(oryx_train, resume_is_bit_identical)
     }
 }
 
-/* Rewrites a state file as the format before EVERY existed ("oryx-train-state-1", no "map.every" key), with
- * the same tensors and every other key. */
-static void make_format_1(const char *prefix)
+/* Rewrites a state file (format 3) in an older format, with every other key and tensor: version 2 (no
+ * weights, no "model.*", "eval.*" or "data.path" keys, the map kind as an integer) or version 1 (the format
+ * before EVERY existed: also no "map.every" key). */
+static void make_old_format(const char *prefix, int version)
 {
     ox_ctx *ctx = test_ctx();
     char path[256];
     snprintf(path, sizeof path, "%s.state.safetensors", prefix);
     ox_st_file *f = ox_safetensors_load(ctx, path);
     cr_assert_not_null(f, "%s", ox_ctx_message(ctx));
-    cr_assert_str_eq(ox_st_file_meta(f, "format"), "oryx-train-state-2");
+    cr_assert_str_eq(ox_st_file_meta(f, "format"), "oryx-train-state-3");
     cr_assert_not_null(ox_st_file_meta(f, "map.every"));
-    ox_st_kv kv[64];
+    ox_st_kv kv[80];
+    char kind[8];
     int64_t n = 0;
     for (int64_t i = 0; i < f->meta->n; i++) {
-        if (strcmp(f->meta->kv[i].key, "map.every") == 0)
+        const char *k = f->meta->kv[i].key;
+        if (strncmp(k, "model.", 6) == 0 || strncmp(k, "eval.", 5) == 0 || strcmp(k, "data.path") == 0 ||
+            (version == 1 && strcmp(k, "map.every") == 0))
             continue;
-        cr_assert_lt(n, 64);
+        cr_assert_lt(n, 80);
         kv[n] = f->meta->kv[i];
-        if (strcmp(kv[n].key, "format") == 0)
-            kv[n].value = "oryx-train-state-1";
+        if (strcmp(k, "format") == 0)
+            kv[n].value = version == 1 ? "oryx-train-state-1" : "oryx-train-state-2";
+        if (strcmp(k, "map.kind") == 0) {
+            ox_oryx_map_kind mk;
+            assert_ok(ctx, ox_oryx_map_kind_parse(ctx, kv[n].value, &mk));
+            snprintf(kind, sizeof kind, "%d", (int)mk);
+            kv[n].value = kind;
+        }
         n++;
     }
-    assert_ok(ctx, ox_safetensors_write(ctx, path, f->entries, f->n, kv, n));
+    ox_st_entry *e = malloc(sizeof *e * (size_t)f->n);
+    int64_t ne = 0;
+    for (int64_t i = 0; i < f->n; i++)
+        if (strncmp(f->entries[i].name, "optim.", 6) == 0)
+            e[ne++] = f->entries[i];
+    cr_assert_lt(ne, f->n, "a format-3 state file holds the weights too");
+    assert_ok(ctx, ox_safetensors_write(ctx, path, e, ne, kv, n));
+    free(e);
     ox_st_file_free(f);
     ox_ctx_free(ctx);
 }
@@ -505,14 +522,15 @@ static void make_format_1(const char *prefix)
 /* Maps with no cap, at T = 256: EVERY 2 (128 ATTN positions per window) and a POSITIONS list of 128 entries
  * (the odd positions, so the same maps as every:2: the two runs must give the same losses). N steps, save,
  * resume from the files alone, N more == 2N uninterrupted, bit for bit; the POSITIONS list comes back
- * exactly (the caller's list is gone by then: the trainer copied it). The last case resumes the POSITIONS run
- * from a state file rewritten in the old format "oryx-train-state-1". */
+ * exactly (the caller's list is gone by then: the trainer copied it). The last cases resume the POSITIONS run
+ * from a state file rewritten in the old format "oryx-train-state-1" and the EVERY run from one in
+ * "oryx-train-state-2" (weights in the model file). */
 Test(oryx_train, resume_long_maps_bit_identical)
 {
     enum { N = 2, TT = 256, NP = TT / 2 };
     double first[2][2 * N];
-    for (int k = 0; k < 3; k++) {
-        int kind = k == 0 ? OX_ORYX_MAP_EVERY : OX_ORYX_MAP_POSITIONS;
+    for (int k = 0; k < 4; k++) {
+        int kind = k == 0 || k == 3 ? OX_ORYX_MAP_EVERY : OX_ORYX_MAP_POSITIONS;
         ox_oryx_train_config tc = small_train(2, TT, 1);
         int64_t *pos = malloc(sizeof *pos * NP);
         cr_assert_not_null(pos);
@@ -547,8 +565,8 @@ Test(oryx_train, resume_long_maps_bit_identical)
             assert_ok(b.ctx, ox_oryx_train_step(b.ctx, &b.tr, NULL));
         assert_ok(b.ctx, ox_oryx_train_save(b.ctx, &b.tr, prefix));
         run_close(&b);
-        if (k == 2)
-            make_format_1(prefix);
+        if (k >= 2)
+            make_old_format(prefix, k == 2 ? 1 : 2);
 
         ox_ctx *ctx = test_ctx();
         ox_oryx_data data;
@@ -583,7 +601,8 @@ Test(oryx_train, resume_long_maps_bit_identical)
     cr_assert_eq(memcmp(first[0], first[1], sizeof first[0]), 0, "every 2 and the list of odd positions differ");
 }
 
-/* The state file holds exactly the moments under "optim.m." / "optim.v." names, and the metadata. */
+/* The state file holds exactly the weights under their names, the moments under "optim.m." / "optim.v."
+ * names, and the metadata (format 3: the map kind by name, the model's configuration as "model.*"). */
 Test(oryx_train, state_file_contents)
 {
     struct run r;
@@ -596,8 +615,12 @@ Test(oryx_train, state_file_contents)
     snprintf(path, sizeof path, "%s.state.safetensors", prefix);
     ox_st_file *f = ox_safetensors_load(r.ctx, path);
     cr_assert_not_null(f, "%s", ox_ctx_message(r.ctx));
-    cr_assert_eq(f->n, 2 * r.model.params.n);
+    cr_assert_eq(f->n, 3 * r.model.params.n);
     for (int i = 0; i < r.model.params.n; i++) {
+        ox_tensor *w = ox_st_file_get(f, r.model.params.items[i].name);
+        cr_assert_not_null(w, "%s missing", r.model.params.items[i].name);
+        cr_assert_eq(memcmp(ox_tensor_f32(w), ox_tensor_f32(r.model.params.items[i].t),
+                            sizeof(float) * (size_t)ox_tensor_numel(w)), 0);
         char name[256];
         snprintf(name, sizeof name, "optim.m.%s", r.model.params.items[i].name);
         ox_tensor *m = ox_st_file_get(f, name);
@@ -614,13 +637,20 @@ Test(oryx_train, state_file_contents)
     cr_assert_str_eq(ox_st_file_meta(f, "rng.counter"), count);
     cr_assert_str_eq(ox_st_file_meta(f, "accum"), "1");
     cr_assert_str_eq(ox_st_file_meta(f, "clip"), "0.5");
+    cr_assert_str_eq(ox_st_file_meta(f, "format"), "oryx-train-state-3");
+    cr_assert_str_eq(ox_st_file_meta(f, "map.kind"), ox_oryx_map_kind_name(tc.map.kind));
+    cr_assert_str_eq(ox_st_file_meta(f, "model.arch"), ox_oryx_config_arch(&r.model.cfg));
+    cr_assert_not_null(ox_st_file_meta(f, "model.d_model"));
+    cr_assert_not_null(ox_st_file_meta(f, "data.path"));
     ox_st_file_free(f);
     remove_pair(prefix);
     run_close(&r);
 }
 
-/* A model file and a state file from different steps are refused. */
-Test(oryx_train, resume_refuses_a_mismatched_pair)
+/* A state file one save ahead of the model file (what a save killed between its two renames leaves) resumes
+ * from the state file alone, at its step, with its weights; in the old format 2, whose weights are in the
+ * model file, such a pair is refused. */
+Test(oryx_train, resume_reads_the_state_file_alone)
 {
     struct run r;
     ox_oryx_train_config tc = small_train(2, 32, 1);
@@ -637,6 +667,15 @@ Test(oryx_train, resume_refuses_a_mismatched_pair)
     cr_assert_eq(rename(src, dst), 0);
     ox_oryx_model m;
     ox_oryx_trainer tr;
+    assert_ok(r.ctx, ox_oryx_train_resume(r.ctx, pa, &m, &r.data, &tr));
+    cr_assert_eq(tr.step, 2);
+    for (int i = 0; i < m.params.n; i++)
+        cr_assert_eq(memcmp(ox_tensor_f32(m.params.items[i].t), ox_tensor_f32(r.model.params.items[i].t),
+                            sizeof(float) * (size_t)ox_tensor_numel(m.params.items[i].t)), 0,
+                     "%s is not the step-2 weight", m.params.items[i].name);
+    ox_oryx_trainer_free(&tr);
+    ox_oryx_model_free(&m);
+    make_old_format(pa, 2);
     cr_assert_eq(ox_oryx_train_resume(r.ctx, pa, &m, &r.data, &tr), OX_ERR_STATE);
     cr_assert(strstr(ox_ctx_message(r.ctx), "step 1") && strstr(ox_ctx_message(r.ctx), "step 2"), "%s",
               ox_ctx_message(r.ctx));

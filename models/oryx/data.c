@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "tensor/alloc.h"
+#include "tensor/io.h"
 
 uint64_t ox_oryx_data_hash(const uint8_t *bytes, int64_t n)
 {
@@ -51,29 +52,11 @@ ox_status ox_oryx_data_load(ox_ctx *ctx, const char *path, int64_t T, ox_oryx_da
     if (!path || T < 1)
         return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx data: path must not be NULL and T (%lld) must be >= 1",
                            (long long)T);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ox_ctx_fail(ctx, OX_ERR_IO, "oryx data %s: cannot open: %s", path, strerror(errno));
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return ox_ctx_fail(ctx, OX_ERR_IO, "oryx data %s: cannot find the file size", path);
-    }
-    uint8_t *buf = ox_malloc((size_t)size);
-    if (!buf) {
-        fclose(f);
-        return ox_ctx_fail(ctx, OX_ERR_NOMEM, "oryx data %s: out of memory for %ld bytes", path, size);
-    }
-    size_t got = fread(buf, 1, (size_t)size, f);
-    int err = ferror(f);
-    fclose(f);
-    if (got != (size_t)size || err) {
-        ox_free(buf);
-        return ox_ctx_fail(ctx, OX_ERR_IO, "oryx data %s: read %zu of %ld bytes", path, got, size);
-    }
-    return data_adopt(ctx, buf, (int64_t)size, T, path, d);
+    uint8_t *buf = NULL;
+    int64_t size = 0;
+    if (ox_io_read_file(ctx, path, "oryx data file", 1, &buf, &size))
+        return ctx->status;
+    return data_adopt(ctx, buf, size, T, path, d);
 }
 
 ox_status ox_oryx_data_from_bytes(ox_ctx *ctx, const uint8_t *bytes, int64_t n, int64_t T, ox_oryx_data *d)

@@ -85,6 +85,25 @@ ox_tensor *ox_oryx_map_build(ox_ctx *ctx, const ox_oryx_map_spec *spec, uint64_t
 
 /* ---- trainer -------------------------------------------------------------------------------------------- */
 
+static const char *const map_kind_names[] = { "mixed", "attn", "lin", "fraction", "positions", "every" };
+#define N_MAP_KINDS ((int)(sizeof map_kind_names / sizeof map_kind_names[0]))
+
+const char *ox_oryx_map_kind_name(ox_oryx_map_kind kind)
+{
+    return (int)kind >= 0 && (int)kind < N_MAP_KINDS ? map_kind_names[kind] : "?";
+}
+
+ox_status ox_oryx_map_kind_parse(ox_ctx *ctx, const char *name, ox_oryx_map_kind *kind)
+{
+    for (int k = 0; name && k < N_MAP_KINDS; k++)
+        if (strcmp(name, map_kind_names[k]) == 0) {
+            *kind = (ox_oryx_map_kind)k;
+            return OX_OK;
+        }
+    return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: unknown kind '%.40s' (mixed, attn, lin, fraction, positions, "
+                       "every)", name ? name : "(null)");
+}
+
 ox_oryx_train_config ox_oryx_train_defaults(void)
 {
     ox_oryx_train_config c;

@@ -25,7 +25,7 @@
  *   ox_oryx_trainer tr;
  *   ox_oryx_trainer_init(ctx, &tr, &model, &data, &tc);
  *   for (int s = 0; s < tc.total_steps; s++) { ox_oryx_train_stats st; if (ox_oryx_train_step(ctx, &tr, &st)) break; }
- *   ox_oryx_train_save(ctx, &tr, "run/ckpt");   // run/ckpt.safetensors + run/ckpt.state.safetensors
+ *   ox_oryx_train_save(ctx, &tr, "run/ckpt");   // run/ckpt.state.safetensors, then run/ckpt.safetensors
  *   ox_oryx_trainer_free(&tr);
  */
 #ifndef OX_ORYX_TRAIN_H
@@ -47,6 +47,7 @@ typedef enum ox_oryx_map_kind {
 } ox_oryx_map_kind;
 
 #define OX_ORYX_MAX_RATIOS 16
+#define OX_ORYX_PATH_MAX 4096
 
 typedef struct ox_oryx_map_spec {
     ox_oryx_map_kind kind;
@@ -59,6 +60,12 @@ typedef struct ox_oryx_map_spec {
     const int64_t *positions;               /* POSITIONS: each >= 0, repeats allowed; borrowed (see above) */
     uint64_t seed;                          /* stream seed of the random kinds */
 } ox_oryx_map_spec;
+
+/* The kind's name as checkpoints store it: "mixed", "attn", "lin", "fraction", "positions", "every"; "?" for
+ * a value outside the enum. */
+const char *ox_oryx_map_kind_name(ox_oryx_map_kind kind);
+/* The kind named `name` (one of the above) into *kind; OX_ERR_ARG naming the accepted names otherwise. */
+ox_status ox_oryx_map_kind_parse(ox_ctx *ctx, const char *name, ox_oryx_map_kind *kind);
 
 /* The map for call number `stream` (each sequence b draws from ox_oryx_modes_stream(seed, stream, b)):
  * an arena tensor I32 [B, T]. NULL + OX_ERR_ARG for a bad spec. */
@@ -75,6 +82,11 @@ typedef struct ox_oryx_train_config {
     uint64_t seed;                  /* data sampler's RNG seed */
     ox_oryx_map_spec map;           /* mode maps of the micro-batches (map.seed: their stream seed); a POSITIONS
                                        list is copied by ox_oryx_trainer_init, the caller's may go */
+    /* Settings of the caller's loop, not used by the trainer itself: checkpoints keep them so that a resumed
+     * run goes on exactly as the interrupted one would have. */
+    int64_t eval_every;             /* validation every N steps (0 = only at the end) */
+    int64_t eval_windows;           /* validation windows scored each time (0 = the caller's default) */
+    char data_path[OX_ORYX_PATH_MAX]; /* where the corpus was read from, absolute ("" = unknown) */
 } ox_oryx_train_config;
 
 /* B 8, T 256, accum 1, lr 3e-3 -> 3e-4, warmup 100, total 5000, clip 1, AdamW defaults, seed 1, mixed maps
@@ -135,20 +147,37 @@ ox_status ox_oryx_evaluate_bytes(ox_ctx *ctx, const ox_oryx_model *m, const uint
 ox_status ox_oryx_evaluate(ox_ctx *ctx, const ox_oryx_model *m, const ox_oryx_data *data, int64_t T,
                            const ox_oryx_map_spec *spec, ox_oryx_eval *out);
 
-/* Writes <prefix>.safetensors (ox_oryx_save: the model, its configuration, step, train_seq_len) and
- * <prefix>.state.safetensors (AdamW moments "optim.m.<name>" / "optim.v.<name>"; metadata: format
- * "oryx-train-state-2", step, the RNG state, the data length and hash, every hyper-parameter of tr->cfg
- * including the whole map spec: "map.every", and "map.positions" as a comma list of any length), each
- * atomically. */
+/* Writes the checkpoint of tr: first <prefix>.state.safetensors, complete on its own (format
+ * "oryx-train-state-3": the parameters, the AdamW moments "optim.m.<name>" / "optim.v.<name>", and as
+ * metadata the step, the RNG state, the data length, hash and path, every setting of tr->cfg including the
+ * whole map spec and the eval schedule, and the model's configuration as "model.<key>"), then
+ * <prefix>.safetensors (ox_oryx_save: the model alone). Each is replaced atomically (tensor/io.h), in that
+ * order, so an interrupted or failed save (kill -9, full disk) always leaves a resumable state file: the
+ * previous complete one or the new one. Stale temporaries of dead processes are removed. */
 ox_status ox_oryx_train_save(ox_ctx *ctx, const ox_oryx_trainer *tr, const char *prefix);
 
-/* Rebuilds a trainer from the two files of ox_oryx_train_save alone: loads the model into *model (owned by
- * the caller: ox_oryx_model_free after ox_oryx_trainer_free), the configuration, moments, step and RNG state,
- * then initialises tr over model and data, so training continues bit-identically (same thread count).
- * State files of format "oryx-train-state-1" (before EVERY existed: no "map.every" key) load too.
+/* The same, with the caller's metadata: extra[i].value stored under "user.<extra[i].key>" (keys up to 64
+ * bytes) in the state file, saved and replaced together with the checkpoint (e.g. a program's loss history);
+ * read back by ox_oryx_train_read_user. */
+ox_status ox_oryx_train_save_with(ox_ctx *ctx, const ox_oryx_trainer *tr, const char *prefix, const ox_st_kv *extra,
+                                  int n_extra);
+/* The "user.<key>" string of a checkpoint's state file (only its header is read): an owned copy (ox_free),
+ * or NULL when the key is absent (status OK) or on error (status set). */
+char *ox_oryx_train_read_user(ox_ctx *ctx, const char *prefix, const char *key);
+
+/* Rebuilds a trainer from the checkpoint alone: for format 3 the state file alone (the model file may be
+ * one save behind and is not read), for the older formats "oryx-train-state-2" / "-1" (weights in the model
+ * file) both files, whose steps must agree. Loads the model into *model (owned by the caller:
+ * ox_oryx_model_free after ox_oryx_trainer_free), the configuration, moments, step and RNG state, then
+ * initialises tr over model and data, so training continues bit-identically (same thread count).
  * Errors: OX_ERR_STATE when the two files' steps differ or the data is not the corpus of the checkpoint,
  * OX_ERR_FORMAT for a missing or malformed metadata value, and those of the readers. */
 ox_status ox_oryx_train_resume(ox_ctx *ctx, const char *prefix, ox_oryx_model *model, const ox_oryx_data *data,
                                ox_oryx_trainer *tr);
+
+/* The settings of a checkpoint without loading it (only the state file's header is read): *cfg as resume
+ * would restore it (map.positions left empty; eval_every, eval_windows and data_path are 0 / "" in the
+ * older formats) and *step (may be NULL). For a caller that needs the data path or T before loading. */
+ox_status ox_oryx_train_read_settings(ox_ctx *ctx, const char *prefix, ox_oryx_train_config *cfg, int64_t *step);
 
 #endif

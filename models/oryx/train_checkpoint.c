@@ -1,12 +1,22 @@
-/* train_checkpoint.c - checkpoints of the training state (train.h): <prefix>.safetensors holds the model
- * (ox_oryx_save, MODELS 12.2 names + 12.3 metadata + step + train_seq_len), <prefix>.state.safetensors the
- * AdamW moments ("optim.m.<name>", "optim.v.<name>") and, as metadata strings, the step, the data sampler's
- * RNG (seed + counter), the corpus length and hash, and every hyper-parameter of the trainer, the mode-map
- * spec included (a POSITIONS list of any length as one comma list). Resume rebuilds a trainer from the two
- * files alone and refuses a pair whose steps differ.
+/* train_checkpoint.c - checkpoints of the training state (train.h).
  *
- * Formats: "oryx-train-state-2" (written) adds "map.every" (the EVERY kind) to "oryx-train-state-1", whose
- * "map.positions" list held at most 64 entries; both are read. */
+ * <prefix>.state.safetensors is the resumable checkpoint, complete on its own: the model's parameters under
+ * their MODELS 12.2 names with its configuration as "model.<key>" metadata (MODELS 12.3 keys), the AdamW
+ * moments ("optim.m.<name>", "optim.v.<name>") and, as metadata strings, the step, the data sampler's RNG
+ * (seed + counter), the corpus length, hash and path, and every setting of the trainer, the mode-map spec
+ * included (kind by name, a POSITIONS list of any length as one comma list, the caller's eval schedule),
+ * and the caller's own strings as "user.<key>" (ox_oryx_train_save_with; bin/oryx keeps the loss history
+ * there, so that history and checkpoint are saved as one).
+ * <prefix>.safetensors is the model alone (ox_oryx_save), for generate / eval / info.
+ *
+ * A save writes the state file first, then the model file, each by atomic replacement (tensor/io.h). Killed
+ * at any instant, or failing on a full disk, it leaves a state file that is either the previous complete one
+ * or the new complete one, and resume reads nothing else, so a checkpoint is always resumable; the model file
+ * is at most one save behind and is itself always complete.
+ *
+ * Formats: "oryx-train-state-3" (written) as above. "oryx-train-state-2" (no weights: the model file holds
+ * them and its step must match; map kind as an integer; adds "map.every") and "oryx-train-state-1" (no
+ * "map.every"; "map.positions" of at most 64 entries) are read. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,9 +28,13 @@
 #include "tensor/alloc.h"
 
 #define PATH_LEN 4096
-#define STATE_KEYS 32
-#define STATE_FORMAT "oryx-train-state-2"
+#define STATE_KEYS (40 + OX_ORYX_META_KEYS)
+#define STATE_FORMAT "oryx-train-state-3"
+#define STATE_FORMAT_2 "oryx-train-state-2"
 #define STATE_FORMAT_1 "oryx-train-state-1"
+#define MODEL_KEY_PREFIX "model."
+#define USER_KEY_PREFIX "user."
+#define USER_KEY_LEN 72
 
 /* ---- writing the metadata ------------------------------------------------------------------------------- */
 
@@ -29,6 +43,8 @@ typedef struct kv_buf {
     char val[STATE_KEYS][32];
     char ratios[OX_ORYX_MAX_RATIOS * 26 + 1];
     char *positions;        /* owned (ox_free): "p0,p1,..." */
+    ox_oryx_meta model;     /* the model's configuration (MODELS 12.3) ... */
+    char model_keys[OX_ORYX_META_KEYS][48];     /* ... under "model.<key>" */
     int n;
 } kv_buf;
 
@@ -81,7 +97,7 @@ static ox_status state_meta(ox_ctx *ctx, const ox_oryx_trainer *tr, kv_buf *b)
     put_f64(b, "adamw.eps", c->adamw.eps);
     put_f64(b, "adamw.wd", c->adamw.wd);
     put_u64(b, "seed", c->seed);
-    put_i64(b, "map.kind", c->map.kind);
+    put(b, "map.kind", ox_oryx_map_kind_name(c->map.kind));
     put_i64(b, "map.chunk", c->map.chunk);
     put_f64(b, "map.fraction", c->map.fraction);
     put_u64(b, "map.seed", c->map.seed);
@@ -102,6 +118,15 @@ static ox_status state_meta(ox_ctx *ctx, const ox_oryx_trainer *tr, kv_buf *b)
     for (int64_t i = 0; i < c->map.n_positions; i++)
         o += (size_t)snprintf(b->positions + o, cap - o, "%s%lld", i ? "," : "", (long long)c->map.positions[i]);
     put(b, "map.positions", b->positions);
+    put_i64(b, "eval.every", c->eval_every);
+    put_i64(b, "eval.windows", c->eval_windows);
+    put(b, "data.path", c->data_path);
+    if (ox_oryx_config_to_meta(ctx, &tr->model->cfg, &b->model))
+        return ctx->status;
+    for (int i = 0; i < b->model.n; i++) {
+        snprintf(b->model_keys[i], sizeof b->model_keys[i], "%s%s", MODEL_KEY_PREFIX, b->model.kv[i].key);
+        put(b, b->model_keys[i], b->model.kv[i].value);
+    }
     return OX_OK;
 }
 
@@ -116,42 +141,69 @@ static ox_status make_paths(ox_ctx *ctx, const char *op, const char *prefix, cha
     return OX_OK;
 }
 
-/* The 2P moment entries of opt, m then v, named by the state tensors' names. Owned array (ox_free). */
-static ox_st_entry *moment_entries(ox_ctx *ctx, const ox_optim_adamw *opt, int *n)
+/* The entries of a state file: the P parameters of params (when not NULL) under their names, then the 2P
+ * moments of opt, m then v, named by the state tensors' names. Owned array (ox_free). */
+static ox_st_entry *state_entries(ox_ctx *ctx, const ox_nn_params *params, const ox_optim_adamw *opt, int *n)
 {
-    int P = opt->m.n;
-    ox_st_entry *e = ox_malloc(sizeof *e * (size_t)(2 * P));
+    int P = opt->m.n, W = params ? params->n : 0;
+    ox_st_entry *e = ox_malloc(sizeof *e * (size_t)(W + 2 * P));
     if (!e) {
         ox_ctx_fail(ctx, OX_ERR_NOMEM, "oryx train checkpoint: out of memory");
         return NULL;
     }
+    for (int i = 0; i < W; i++)
+        e[i] = (ox_st_entry){ params->items[i].name, params->items[i].t };
     for (int i = 0; i < P; i++) {
-        e[i] = (ox_st_entry){ opt->m.t[i]->name, opt->m.t[i] };
-        e[P + i] = (ox_st_entry){ opt->v.t[i]->name, opt->v.t[i] };
+        e[W + i] = (ox_st_entry){ opt->m.t[i]->name, opt->m.t[i] };
+        e[W + P + i] = (ox_st_entry){ opt->v.t[i]->name, opt->v.t[i] };
     }
-    *n = 2 * P;
+    *n = W + 2 * P;
     return e;
 }
 
-ox_status ox_oryx_train_save(ox_ctx *ctx, const ox_oryx_trainer *tr, const char *prefix)
+ox_status ox_oryx_train_save_with(ox_ctx *ctx, const ox_oryx_trainer *tr, const char *prefix, const ox_st_kv *extra,
+                                  int n_extra)
 {
     if (ctx->status)
         return ctx->status;
     if (!tr || !tr->opt || !tr->model || !tr->data)
         return ox_ctx_fail(ctx, OX_ERR_STATE, "oryx train save: the trainer is not initialised");
+    if (n_extra < 0 || (n_extra > 0 && !extra))
+        return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx train save: %d extra metadata entries without a list", n_extra);
     char mpath[PATH_LEN], spath[PATH_LEN];
     if (make_paths(ctx, "oryx train save", prefix, mpath, spath))
         return ctx->status;
-    if (ox_oryx_save(ctx, tr->model, mpath, tr->step, tr->cfg.seq_len))
-        return ctx->status;
+    /* the state file first: it alone is what resume reads (see the top of this file) */
     kv_buf b;
     int n = 0;
-    ox_st_entry *e = state_meta(ctx, tr, &b) ? NULL : moment_entries(ctx, tr->opt, &n);
-    if (e)
-        ox_safetensors_write(ctx, spath, e, n, b.kv, b.n);
+    ox_st_entry *e = state_meta(ctx, tr, &b) ? NULL : state_entries(ctx, &tr->model->params, tr->opt, &n);
+    ox_st_kv *kv = e ? ox_malloc(sizeof *kv * (size_t)(b.n + n_extra)) : NULL;
+    char *keys = kv ? ox_malloc((size_t)n_extra * USER_KEY_LEN + 1) : NULL;
+    if (e && (!kv || !keys))
+        ox_ctx_fail(ctx, OX_ERR_NOMEM, "oryx train save: out of memory");
+    if (keys) {
+        memcpy(kv, b.kv, sizeof *kv * (size_t)b.n);
+        for (int i = 0; i < n_extra && !ctx->status; i++) {
+            char *k = keys + (size_t)i * USER_KEY_LEN;
+            if (!extra[i].key || snprintf(k, USER_KEY_LEN, "%s%s", USER_KEY_PREFIX, extra[i].key) >= USER_KEY_LEN)
+                ox_ctx_fail(ctx, OX_ERR_ARG, "oryx train save: extra metadata key %d is NULL or longer than %d bytes",
+                            i, USER_KEY_LEN - 8);
+            kv[b.n + i] = (ox_st_kv){ k, extra[i].value };
+        }
+        ox_safetensors_write(ctx, spath, e, n, kv, b.n + n_extra);
+    }
+    ox_free(keys);
+    ox_free(kv);
     ox_free(e);
     ox_free(b.positions);
+    if (!ctx->status)
+        ox_oryx_save(ctx, tr->model, mpath, tr->step, tr->cfg.seq_len);
     return ctx->status;
+}
+
+ox_status ox_oryx_train_save(ox_ctx *ctx, const ox_oryx_trainer *tr, const char *prefix)
+{
+    return ox_oryx_train_save_with(ctx, tr, prefix, NULL, 0);
 }
 
 /* ---- reading the metadata ------------------------------------------------------------------------------- */
@@ -264,14 +316,18 @@ static int64_t *get_int_list(ox_ctx *ctx, const ox_st_meta *m, const char *path,
     return out;
 }
 
-/* The trainer configuration; c->map.positions is an owned array (ox_free) when the list is not empty. */
-static void parse_config(ox_ctx *ctx, const ox_st_meta *m, const char *path, ox_oryx_train_config *c)
+/* The trainer configuration; c->map.positions is an owned array (ox_free) when the list is not empty.
+ * Returns the format version (1, 2 or 3; 0 on error). */
+static int parse_config(ox_ctx *ctx, const ox_st_meta *m, const char *path, ox_oryx_train_config *c)
 {
     memset(c, 0, sizeof *c);
     const char *fmt = need(ctx, m, path, "format");
-    int v1 = fmt && strcmp(fmt, STATE_FORMAT_1) == 0;
-    if (fmt && !v1 && strcmp(fmt, STATE_FORMAT) != 0)
+    int version = !fmt ? 0 : strcmp(fmt, STATE_FORMAT) == 0 ? 3 : strcmp(fmt, STATE_FORMAT_2) == 0 ? 2
+                : strcmp(fmt, STATE_FORMAT_1) == 0 ? 1 : 0;
+    if (fmt && !version)
         bad(ctx, path, "format", fmt);
+    if (!version)
+        return 0;
     c->batch = get_i64(ctx, m, path, "batch");
     c->seq_len = get_i64(ctx, m, path, "seq_len");
     c->accum = get_i64(ctx, m, path, "accum");
@@ -285,13 +341,109 @@ static void parse_config(ox_ctx *ctx, const ox_st_meta *m, const char *path, ox_
     c->adamw.eps = (float)get_f64(ctx, m, path, "adamw.eps");
     c->adamw.wd = (float)get_f64(ctx, m, path, "adamw.wd");
     c->seed = get_u64(ctx, m, path, "seed");
-    c->map.kind = (ox_oryx_map_kind)get_i64(ctx, m, path, "map.kind");
+    if (version >= 3) {
+        const char *k = need(ctx, m, path, "map.kind");
+        if (k && ox_oryx_map_kind_parse(ctx, k, &c->map.kind)) {
+            ox_ctx_clear_error(ctx);
+            bad(ctx, path, "map.kind", k);
+        }
+    } else
+        c->map.kind = (ox_oryx_map_kind)get_i64(ctx, m, path, "map.kind");
     c->map.chunk = get_i64(ctx, m, path, "map.chunk");
     c->map.fraction = get_f64(ctx, m, path, "map.fraction");
     c->map.seed = get_u64(ctx, m, path, "map.seed");
     c->map.n_ratios = get_list(ctx, m, path, "map.ratios", OX_ORYX_MAX_RATIOS, c->map.ratios);
-    c->map.every = v1 ? 0 : get_i64(ctx, m, path, "map.every");
+    c->map.every = version >= 2 ? get_i64(ctx, m, path, "map.every") : 0;
+    if (version >= 3) {
+        c->eval_every = get_i64(ctx, m, path, "eval.every");
+        c->eval_windows = get_i64(ctx, m, path, "eval.windows");
+        const char *dp = need(ctx, m, path, "data.path");
+        if (dp && strlen(dp) >= sizeof c->data_path)
+            bad(ctx, path, "data.path", dp);
+        else if (dp)
+            snprintf(c->data_path, sizeof c->data_path, "%s", dp);
+    }
     c->map.positions = get_int_list(ctx, m, path, "map.positions", &c->map.n_positions);
+    return ctx->status ? 0 : version;
+}
+
+/* A format-3 state file's model configuration: its "model.<key>" metadata, prefix removed. */
+static ox_status model_config(ox_ctx *ctx, const ox_st_meta *m, const char *path, ox_oryx_config *cfg)
+{
+    ox_st_kv kv[OX_ORYX_META_KEYS + 8];
+    int64_t n = 0;
+    size_t pl = strlen(MODEL_KEY_PREFIX);
+    for (int64_t i = 0; i < m->n; i++) {
+        if (strncmp(m->kv[i].key, MODEL_KEY_PREFIX, pl) != 0)
+            continue;
+        if (n == (int64_t)(sizeof kv / sizeof kv[0]))
+            return ox_ctx_fail(ctx, OX_ERR_FORMAT, "oryx train resume %s: too many \"%s\" metadata keys", path,
+                               MODEL_KEY_PREFIX);
+        kv[n++] = (ox_st_kv){ m->kv[i].key + pl, m->kv[i].value };
+    }
+    if (ox_oryx_config_from_meta(ctx, kv, n, cfg)) {
+        char msg[sizeof ctx->message];
+        snprintf(msg, sizeof msg, "%s", ctx->message);
+        ox_status st = ctx->status;
+        ox_ctx_clear_error(ctx);
+        return ox_ctx_fail(ctx, st, "oryx train resume %s: the model configuration (\"%s*\" keys): %s", path,
+                           MODEL_KEY_PREFIX, msg);
+    }
+    return OX_OK;
+}
+
+ox_status ox_oryx_train_read_settings(ox_ctx *ctx, const char *prefix, ox_oryx_train_config *cfg, int64_t *step)
+{
+    if (!cfg)
+        return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx train settings: cfg must not be NULL");
+    memset(cfg, 0, sizeof *cfg);
+    if (ctx->status)
+        return ctx->status;
+    char mpath[PATH_LEN], spath[PATH_LEN];
+    if (make_paths(ctx, "oryx train settings", prefix, mpath, spath))
+        return ctx->status;
+    ox_st_meta *meta = NULL;
+    if (ox_safetensors_read_meta(ctx, spath, &meta))
+        return ctx->status;
+    parse_config(ctx, meta, spath, cfg);
+    int64_t s = get_i64(ctx, meta, spath, "step");
+    ox_st_meta_free(meta);
+    ox_free((void *)cfg->map.positions);
+    cfg->map.positions = NULL;
+    cfg->map.n_positions = 0;
+    if (step)
+        *step = s;
+    if (ctx->status)
+        memset(cfg, 0, sizeof *cfg);
+    return ctx->status;
+}
+
+char *ox_oryx_train_read_user(ox_ctx *ctx, const char *prefix, const char *key)
+{
+    if (ctx->status)
+        return NULL;
+    char mpath[PATH_LEN], spath[PATH_LEN], full[USER_KEY_LEN];
+    if (make_paths(ctx, "oryx train read", prefix, mpath, spath))
+        return NULL;
+    if (!key || snprintf(full, sizeof full, "%s%s", USER_KEY_PREFIX, key) >= (int)sizeof full) {
+        ox_ctx_fail(ctx, OX_ERR_ARG, "oryx train read: the key is NULL or too long");
+        return NULL;
+    }
+    ox_st_meta *meta = NULL;
+    if (ox_safetensors_read_meta(ctx, spath, &meta))
+        return NULL;
+    const char *v = ox_st_meta_get(meta, full);
+    char *out = NULL;
+    if (v) {
+        size_t n = strlen(v);
+        out = ox_malloc(n + 1);
+        if (out)
+            memcpy(out, v, n + 1);
+        else
+            ox_ctx_fail(ctx, OX_ERR_NOMEM, "oryx train read %s: out of memory", spath);
+    }
+    ox_st_meta_free(meta);
+    return out;
 }
 
 ox_status ox_oryx_train_resume(ox_ctx *ctx, const char *prefix, ox_oryx_model *model, const ox_oryx_data *data,
@@ -306,15 +458,32 @@ ox_status ox_oryx_train_resume(ox_ctx *ctx, const char *prefix, ox_oryx_model *m
     char mpath[PATH_LEN], spath[PATH_LEN];
     if (make_paths(ctx, "oryx train resume", prefix, mpath, spath))
         return ctx->status;
-    int64_t mstep = -1, seq = -1;
-    if (ox_oryx_load(ctx, mpath, model, &mstep, &seq))
+    /* The format decides where the weights are: in the state file (3) or in the model file (1, 2). */
+    ox_st_meta *head = NULL;
+    if (ox_safetensors_read_meta(ctx, spath, &head))
         return ctx->status;
+    const char *fmt = ox_st_meta_get(head, "format");
+    int self_contained = fmt && strcmp(fmt, STATE_FORMAT) == 0;
+    int64_t mstep = -1, seq = -1;
+    if (self_contained) {
+        ox_oryx_config mc;
+        ox_rng rng = ox_rng_seed(0);    /* every value is overwritten by the file */
+        if (model_config(ctx, head, spath, &mc) == OX_OK)
+            ox_oryx_model_init(ctx, model, &mc, &rng);
+    } else
+        ox_oryx_load(ctx, mpath, model, &mstep, &seq);
+    ox_st_meta_free(head);
+    if (ctx->status) {
+        ox_status s = ctx->status;
+        ox_oryx_model_free(model);
+        return s;
+    }
     /* Moments are read into a provisional optimizer (the hyper-parameters are in the same file), then moved
      * into the trainer's. */
     ox_optim_adamw *tmp = ox_optim_adamw_new(ctx, &model->params, ox_optim_adamw_defaults());
     ox_st_meta *meta = NULL;
     int n = 0;
-    ox_st_entry *e = tmp ? moment_entries(ctx, tmp, &n) : NULL;
+    ox_st_entry *e = tmp ? state_entries(ctx, self_contained ? &model->params : NULL, tmp, &n) : NULL;
     if (e)
         ox_safetensors_read_strict(ctx, spath, e, n, &meta);
     ox_free(e);
@@ -330,6 +499,10 @@ ox_status ox_oryx_train_resume(ox_ctx *ctx, const char *prefix, ox_oryx_model *m
         rcount = get_u64(ctx, meta, spath, "rng.counter");
         int64_t nb = get_i64(ctx, meta, spath, "data.n_bytes");
         uint64_t h = get_u64(ctx, meta, spath, "data.hash");
+        if (self_contained) {
+            mstep = step;
+            seq = c.seq_len;
+        }
         if (!ctx->status && step != mstep)
             ox_ctx_fail(ctx, OX_ERR_STATE, "oryx train resume %s: the model file is at step %lld but the state file "
                         "%s is at step %lld: they were not saved together", mpath, (long long)mstep, spath,
