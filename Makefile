@@ -4,6 +4,7 @@
 #   make run        train the default Oryx on the bundled text, print a sample
 #   make test-asan  the same tests under ASan + UBSan      make bench      benchmarks (medians, ratios)
 #   make deps       install missing Debian packages        make install    PREFIX=/usr/local (default)
+#   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS each (default 60)
 #   make clean
 #
 # Every target that builds first runs `make deps`, which installs what is missing (apt-get as root,
@@ -26,12 +27,19 @@ OPT      := -O3 -march=native -fno-math-errno
 ifeq ($(SAN),1)
 OPT      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 endif
+# make fuzz builds everything with clang for libFuzzer (SAN=fuzz, in build/fuzz): coverage + ASan + UBSan.
+# At -O1 clang does not vectorise the `omp simd` loops and says so: -Wno-pass-failed (speed is not the point).
+ifeq ($(SAN),fuzz)
+CC       := clang
+OPT      := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+            -fno-sanitize-recover=undefined -Wno-pass-failed
+endif
 CFLAGS   ?=
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) -fopenmp -fPIC -I. -isystem $(BLIS_INC) \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   := -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 SANFLAGS := -fsanitize=address,undefined
-LDFLAGS  := -fopenmp $(if $(filter 1,$(SAN)),$(SANFLAGS))
+LDFLAGS  := -fopenmp $(if $(filter 1 fuzz,$(SAN)),$(SANFLAGS))
 
 LIB_SRC  := $(wildcard tensor/*.c plot/*.c autograd/*.c nn/*.c optim/*.c models/oryx/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -40,6 +48,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 BENCH_SRC:= $(wildcard bench/*.c)
 EX_SRC   := $(wildcard examples/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
+FUZZ_SRC := $(wildcard fuzz/*.c)
 HEADERS  := $(wildcard tensor/*.h plot/*.h autograd/*.h nn/*.h optim/*.h models/oryx/*.h)
 # Headers that say "internal" (no public header includes them) are not installed.
 INTERNAL_HEADERS := autograd/lanes.h nn/chunk.h tensor/safetensors_common.h
@@ -56,9 +65,9 @@ EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 CLI_BIN  := $(if $(filter 1,$(SAN)),$(BUILD)/bin/oryx,bin/oryx)
 CLI      := $(if $(CLI_SRC),$(CLI_BIN))
 
-.PHONY: all run test test-run test-asan bench deps install clean
+.PHONY: all run test test-run test-asan bench deps install clean fuzz fuzz-run
 # Keep object files of programs (make would otherwise delete them as intermediates and rebuild next time).
-.SECONDARY: $(patsubst %.c,$(BUILD)/obj/%.o,$(BENCH_SRC) $(EX_SRC) $(CLI_SRC))
+.SECONDARY: $(patsubst %.c,$(BUILD)/obj/%.o,$(BENCH_SRC) $(EX_SRC) $(CLI_SRC) $(FUZZ_SRC))
 .DEFAULT_GOAL := all
 
 all: deps
@@ -78,7 +87,7 @@ $(BUILD)/obj/%.o: %.c $(BUILD)/obj/%.d
 
 $(BUILD)/obj/%.d: ;
 
--include $(patsubst %.c,$(BUILD)/obj/%.d,$(LIB_SRC) $(TEST_SRC) $(BENCH_SRC) $(EX_SRC) $(CLI_SRC))
+-include $(patsubst %.c,$(BUILD)/obj/%.d,$(LIB_SRC) $(TEST_SRC) $(BENCH_SRC) $(EX_SRC) $(CLI_SRC) $(FUZZ_SRC))
 
 $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -140,6 +149,35 @@ test-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test-run \
 	    TEST_ARGS="$(TEST_ARGS)" OX_TEST_SMALL=1 \
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+
+# The libFuzzer harnesses of fuzz/ (clang, installed by scripts/deps.sh fuzz), each run for FUZZ_SECONDS on
+# a working copy of its checked-in seed corpus fuzz/corpus/<name> (build/fuzz/corpus/<name>; the seeds are
+# not modified). A crash, leak, timeout or out-of-memory stops make with the reproducer in build/fuzz.
+FUZZ_SECONDS ?= 60
+FUZZERS  := $(FUZZ_SRC:fuzz/%.c=%)
+fuzz:
+	@sh scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory BUILD=build/fuzz SAN=fuzz fuzz-run
+
+fuzz-run: $(FUZZERS:%=$(BUILD)/fuzz/%)
+	@for f in $(FUZZERS); do \
+	    mkdir -p $(BUILD)/fuzz/corpus/$$f $(BUILD)/fuzz/artifacts; \
+	    echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+	    ASAN_OPTIONS=detect_leaks=1 $(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	        -rss_limit_mb=2048 -close_fd_mask=2 -print_final_stats=1 \
+	        -artifact_prefix=$(BUILD)/fuzz/artifacts/$$f- $(BUILD)/fuzz/corpus/$$f fuzz/corpus/$$f \
+	        > $(BUILD)/fuzz/$$f.log 2>&1 || { tail -40 $(BUILD)/fuzz/$$f.log; exit 1; }; \
+	    grep -E "^stat::number_of_executed_units|^Done" $(BUILD)/fuzz/$$f.log; \
+	done
+
+# The mode SPEC harness calls bin/oryx's parser (cli/spec.c and what it uses from cli/common.c).
+$(BUILD)/fuzz/fuzz_modes: $(BUILD)/obj/fuzz/fuzz_modes.o $(BUILD)/obj/cli/spec.o $(BUILD)/obj/cli/common.o $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $(filter %.o,$^) $(STATIC) $(LDLIBS)
+
+$(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/%.o $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(STATIC) $(LDLIBS)
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BENCHES)

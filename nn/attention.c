@@ -22,7 +22,9 @@
 /* The clamps and selects of exp_ps and of the running max are float comparisons; with gcc's default
  * -ftrapping-math it will not if-convert them, and the softmax loops stay scalar. This file never reads
  * the floating-point exception flags, so it is compiled without trapping math (results are unchanged). */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
+#endif
 
 #define NB OX_ATTN_BLOCK
 
