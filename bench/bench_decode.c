@@ -80,7 +80,7 @@ int main(void)
                 fprintf(stderr, "%s\n", ox_ctx_message(ctx));
                 return 1;
             }
-            int32_t md = mode == 0 ? OX_ORYX_ATTN : OX_ORYX_LIN, tok = 1;
+            int32_t md = mode == 0 ? OX_NN_ATTN : OX_NN_LIN, tok = 1;
             double t[ROUNDS];
             for (int w = 0; w < 4; w++)
                 ox_oryx_decoder_step(ctx, &d, &tok, &md, 1);
@@ -112,7 +112,7 @@ int main(void)
     printf("\nprefill of %lld tokens (ms, median of 3)\n%-6s %12s %12s\n", (long long)P, "map", "parallel",
            "stepped");
     for (int mode = 0; mode < 2 && prompt; mode++) {
-        ox_tensor *map = ox_tensor_full(ctx, OX_I32, OX_DIMS(1, P), mode == 0 ? OX_ORYX_LIN : OX_ORYX_ATTN);
+        ox_tensor *map = ox_tensor_full(ctx, OX_I32, OX_DIMS(1, P), mode == 0 ? OX_NN_LIN : OX_NN_ATTN);
         double tp[3], ts[3];
         for (int r = 0; r < 3; r++) {
             ox_oryx_decoder d;
@@ -124,7 +124,7 @@ int main(void)
             ox_oryx_decoder_prefill(ctx, &d, prompt, map, NULL);             /* pos 0: parallel */
             tp[r] = now() - t0;
             ox_oryx_decoder_reset(&d);
-            int32_t tok = 1, md = mode == 0 ? OX_ORYX_LIN : OX_ORYX_ATTN;
+            int32_t tok = 1, md = mode == 0 ? OX_NN_LIN : OX_NN_ATTN;
             ox_oryx_decoder_step(ctx, &d, &tok, &md, 1);                      /* pos 1: stepping */
             t0 = now();
             ox_oryx_decoder_prefill(ctx, &d, ox_tensor_view_narrow(ctx, prompt, 1, 1, P - 1),

@@ -58,7 +58,7 @@ int main(void)
             ctx->arena.high_water = 0;
             ox_tensor *mode = NULL;
             if (cfgs[i].map == MAP_ATTN || cfgs[i].map == MAP_LIN)
-                mode = ox_oryx_modes_fill(ctx, B, T, cfgs[i].map == MAP_ATTN ? OX_ORYX_ATTN : OX_ORYX_LIN);
+                mode = ox_oryx_modes_fill(ctx, B, T, cfgs[i].map == MAP_ATTN ? OX_NN_ATTN : OX_NN_LIN);
             else if (cfgs[i].map == MAP_MIXED)
                 mode = ox_oryx_modes_mixed(ctx, 7, (uint64_t)run, B, T, 64, NULL, 0);
             ox_nn_params_zero_grad(&models[i].params);

@@ -99,8 +99,8 @@ int cli_generate(int argc, char **argv)
     for (int64_t l = 0; l < m.cfg.n_layers; l++)
         attn_layer |= m.cfg.kinds[l] == OX_ORYX_KIND_ATTN;
     for (int64_t p = 0; p < total; p++) {
-        attn_any |= map[p] == OX_ORYX_ATTN;
-        attn_later |= p >= n_prompt && map[p] == OX_ORYX_ATTN;
+        attn_any |= map[p] == OX_NN_ATTN;
+        attn_later |= p >= n_prompt && map[p] == OX_NN_ATTN;
     }
     const char *kv_note = "yes (generated tokens use attention)";
     unsigned flags = 0;
@@ -145,7 +145,7 @@ int cli_generate(int argc, char **argv)
     double t2 = cli_now();
     int64_t n_attn = 0;
     for (int64_t i = n_prompt; i < total; i++)
-        n_attn += map[i] == OX_ORYX_ATTN;
+        n_attn += map[i] == OX_NN_ATTN;
     printf("\n-- %lld tokens in %.2f s (%.1f tokens/s; prompt of %lld in %.2f s); modes %s, %lld of %lld generated "
            "tokens ATTN; KV cache kept: %s\n",
            (long long)tokens, t2 - t1, t2 > t1 ? (double)tokens / (t2 - t1) : 0.0, (long long)n_prompt, t1 - t0,

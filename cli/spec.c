@@ -44,7 +44,7 @@ static int read_map_file(const char *cmd, const char *path, int allow_prompt, cl
             code = bad_spec(cmd, path, allow_prompt, why);
             break;
         }
-        map[n++] = c == 'a' ? OX_ORYX_ATTN : OX_ORYX_LIN;
+        map[n++] = c == 'a' ? OX_NN_ATTN : OX_NN_LIN;
     }
     ox_free(text);
     if (!map)
@@ -118,16 +118,16 @@ void cli_spec_fill(const cli_spec *spec, uint64_t seed, int64_t seq, int64_t pos
     case CLI_SPEC_ATTN:
     case CLI_SPEC_LIN:
         for (int64_t i = 0; i < n; i++)
-            map[i] = spec->kind == CLI_SPEC_ATTN ? OX_ORYX_ATTN : OX_ORYX_LIN;
+            map[i] = spec->kind == CLI_SPEC_ATTN ? OX_NN_ATTN : OX_NN_LIN;
         break;
     case CLI_SPEC_MIXED: {
         int64_t chunk = -1;
-        int32_t mode = OX_ORYX_LIN;
+        int32_t mode = OX_NN_LIN;
         for (int64_t i = 0; i < n; i++) {
             int64_t c = (pos0 + i) / CLI_SPEC_CHUNK;
             if (c != chunk) {      /* one draw per chunk, from that chunk's own stream */
                 ox_rng r = ox_oryx_modes_stream(seed, (uint64_t)seq, c);
-                mode = ox_rng_uniform(&r) < spec->fraction ? OX_ORYX_ATTN : OX_ORYX_LIN;
+                mode = ox_rng_uniform(&r) < spec->fraction ? OX_NN_ATTN : OX_NN_LIN;
                 chunk = c;
             }
             map[i] = mode;
@@ -136,15 +136,15 @@ void cli_spec_fill(const cli_spec *spec, uint64_t seed, int64_t seq, int64_t pos
     }
     case CLI_SPEC_EVERY:
         for (int64_t i = 0; i < n; i++)
-            map[i] = (pos0 + i) % spec->every == spec->every - 1 ? OX_ORYX_ATTN : OX_ORYX_LIN;
+            map[i] = (pos0 + i) % spec->every == spec->every - 1 ? OX_NN_ATTN : OX_NN_LIN;
         break;
     case CLI_SPEC_PROMPT_ATTN:
         for (int64_t i = 0; i < n; i++)
-            map[i] = pos0 + i < n_prompt ? OX_ORYX_ATTN : OX_ORYX_LIN;
+            map[i] = pos0 + i < n_prompt ? OX_NN_ATTN : OX_NN_LIN;
         break;
     case CLI_SPEC_FILE:
         for (int64_t i = 0; i < n; i++)
-            map[i] = pos0 + i < spec->map_len ? spec->map[pos0 + i] : OX_ORYX_LIN;
+            map[i] = pos0 + i < spec->map_len ? spec->map[pos0 + i] : OX_NN_LIN;
         break;
     }
 }

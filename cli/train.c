@@ -284,7 +284,7 @@ static int train_map_spec(const char *modes, const cli_spec *spec, int64_t T, ui
     if (!*pos)
         return cli_fail(CLI_ERR_RUN, "train", "out of memory");
     for (int64_t t = 0; t < n; t++)
-        if (spec->map[t] == OX_ORYX_ATTN)
+        if (spec->map[t] == OX_NN_ATTN)
             (*pos)[k++] = t;
     ms->kind = OX_ORYX_MAP_POSITIONS;
     ms->n_positions = k;

@@ -129,7 +129,7 @@ int main(int argc, char **argv)
     const char *prompt = "ROMEO:\n";
     const int64_t n_prompt = (int64_t)strlen(prompt), n_new = quick ? 40 : 200;
     ox_tensor *ptok = ox_tensor_empty(ctx, OX_I32, OX_DIMS(1, n_prompt));
-    ox_tensor *pmode = ox_oryx_modes_fill(ctx, 1, n_prompt, OX_ORYX_ATTN);
+    ox_tensor *pmode = ox_oryx_modes_fill(ctx, 1, n_prompt, OX_NN_ATTN);
     if (!ptok || !pmode)
         die(ctx, "prompt");
     for (int64_t t = 0; t < n_prompt; t++)
@@ -138,7 +138,7 @@ int main(int argc, char **argv)
     if (ox_oryx_decoder_init(ctx, &dec, &model, 1, n_prompt, 0) || ox_oryx_decoder_prefill(ctx, &dec, ptok, pmode, NULL) ||
         ox_oryx_decoder_drop_kv(ctx, &dec, -1))     /* no later token uses attention: free the cache */
         die(ctx, "prefill");
-    const int32_t lin = OX_ORYX_LIN;
+    const int32_t lin = OX_NN_LIN;
     ox_oryx_sampler sampler = { .temperature = 0.8, .top_k = 0 };
     printf("sample (prompt in attention mode, the rest linear):\n%s", prompt);
     if (ox_oryx_sample_generate(ctx, &dec, NULL, NULL, &lin, 1, n_new, &sampler, &rng, print_token, NULL, NULL,

@@ -273,13 +273,13 @@ static ox_tensor *lin_mask(ox_ctx *ctx, const ox_tensor *mode, int64_t *n_attn)
     for (int64_t b = 0; b < mode->shape[0]; b++)
         for (int64_t t = 0; t < mode->shape[1]; t++) {
             int32_t v = ox_tensor_i32(mode)[b * mode->stride[0] + t * mode->stride[1]];
-            if (v != 0 && v != 1) {
+            if (v != OX_NN_LIN && v != OX_NN_ATTN) {
                 ox_ctx_fail(ctx, OX_ERR_ARG, "mixer: mode[%lld, %lld] = %d; a mode is 0 (LIN) or 1 (ATTN)",
                             (long long)b, (long long)t, (int)v);
                 return NULL;
             }
-            n += v;
-            ox_tensor_f32(mk)[b * mode->shape[1] + t] = v ? 0.0f : 1.0f;
+            n += v == OX_NN_ATTN;
+            ox_tensor_f32(mk)[b * mode->shape[1] + t] = v == OX_NN_LIN ? 1.0f : 0.0f;
         }
     *n_attn = n;
     return mk;

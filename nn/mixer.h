@@ -27,6 +27,13 @@
 #include "nn/shortconv.h"
 #include "tensor/rng.h"
 
+/* A token's mode in a mode map (MODELS 1), the one definition of the library: which core's output the token
+ * of a two-core (Oryx) layer uses. Mode maps are I32 tensors of these values. */
+typedef enum ox_nn_mode {
+    OX_NN_LIN = 0,          /* the linear core (GDN or Mamba-2) */
+    OX_NN_ATTN = 1          /* softmax attention */
+} ox_nn_mode;
+
 typedef enum ox_nn_core {
     OX_NN_CORE_ATTN = 1,
     OX_NN_CORE_GDN = 2,
@@ -80,7 +87,7 @@ typedef struct ox_nn_mixer_trace {
 
 /* y = (RMSNorm_head(o) * w_norm * silu(g)) Wo^T with o from the cores (MODELS 3, 7.2): x [B, T, D] ->
  * y [B, T, D], arena-owned, differentiable in x and every parameter (the tape does the backward).
- * mode: I32 [B, T] of 0 (LIN) / 1 (ATTN), any strides; required for a two-core layer, ignored (may be
+ * mode: I32 [B, T] of OX_NN_LIN (0) / OX_NN_ATTN (1), any strides; required for a two-core layer, ignored (may be
  * NULL) for a one-core layer. In a two-core layer attention computes only the ATTN rows (their query
  * projection, RoPE'd queries and softmax rows; keys and values are every row) and the linear core runs
  * over all rows (its state advances at every token); a core that no row reads (an all-LIN or all-ATTN map)

@@ -127,7 +127,7 @@ Test(cli, train_resume_eval_info_generate)
             ox_tensor_i32(in)[t] = text[w0 + t];
             ox_tensor_i32(tg)[t] = text[w0 + t + 1];
         }
-        ox_tensor *mode = ox_oryx_modes_fill(ctx, 1, n - 1, OX_ORYX_ATTN);
+        ox_tensor *mode = ox_oryx_modes_fill(ctx, 1, n - 1, OX_NN_ATTN);
         ox_tensor *logits = ox_oryx_forward(ctx, &mc, in, mode);
         cr_assert_not_null(logits, "%s", ox_ctx_message(ctx));
         for (int64_t t = 0; t < n - 1; t++) {
@@ -188,7 +188,7 @@ Test(cli, train_resume_eval_info_generate)
         ox_tensor *mode = ox_tensor_empty(ctx, OX_I32, OX_DIMS(1, n));
         for (int t = 0; t < n; t++) {
             ox_tensor_i32(in)[t] = (uint8_t)seq[t];
-            ox_tensor_i32(mode)[t] = t < 6 ? OX_ORYX_ATTN : OX_ORYX_LIN;
+            ox_tensor_i32(mode)[t] = t < 6 ? OX_NN_ATTN : OX_NN_LIN;
         }
         ox_tensor *logits = ox_oryx_forward(ctx, &mc, in, mode);
         cr_assert_not_null(logits, "%s", ox_ctx_message(ctx));

@@ -292,7 +292,7 @@ static void drop_kv(const char *preset)
     ox_ctx_clear_error(ctx);
     assert_ok(ctx, ox_oryx_decoder_drop_kv(ctx, &drop, -1));
     cr_assert_lt(ox_oryx_decoder_bytes(&drop), full_bytes);
-    int32_t lin[2] = { OX_ORYX_LIN, OX_ORYX_LIN }, tok[2];
+    int32_t lin[2] = { OX_NN_LIN, OX_NN_LIN }, tok[2];
     int64_t npos = 0;
     for (int64_t t = T0; t < T; t++) {
         for (int64_t b = 0; b < B; b++)
@@ -305,7 +305,7 @@ static void drop_kv(const char *preset)
     }
     cr_assert_eq(npos, T - T0);
     /* ATTN after the drop: an error naming the drop, nothing advanced */
-    int32_t attn[2] = { OX_ORYX_LIN, OX_ORYX_ATTN };
+    int32_t attn[2] = { OX_NN_LIN, OX_NN_ATTN };
     int64_t pos = drop.pos;
     float before = ox_tensor_f32(drop.layers[0].state)[3];
     cr_assert_eq(ox_oryx_decoder_step(ctx, &drop, tok, attn, B), OX_ERR_STATE);
@@ -343,7 +343,7 @@ Test(oryx_decode, constant_memory_pure_lin)
     ox_oryx_decoder d;
     /* cap 16: without a cache nothing bounds the length */
     assert_ok(ctx, ox_oryx_decoder_init(ctx, &d, &m, 1, 16, OX_ORYX_DECODE_NO_KV));
-    int32_t lin = OX_ORYX_LIN, tok = 7;
+    int32_t lin = OX_NN_LIN, tok = 7;
     assert_ok(ctx, ox_oryx_decoder_step(ctx, &d, &tok, &lin, 1));
     uint64_t allocs = ox_alloc_count(), live = ox_alloc_bytes_live(), bytes = ox_oryx_decoder_bytes(&d);
     size_t arena_cap = ox_arena_capacity(&ctx->arena), arena_used = ctx->arena.used;
@@ -498,7 +498,7 @@ Test(oryx_decode, generate_same_seed_same_text)
     const int64_t B = 2, N = 30;
     ox_tensor *prompt = random_tokens(ctx, 4, B, 9, m.cfg.vocab);
     ox_tensor *pmap = mixed_map(ctx, 0, B, 9);
-    int32_t gen_modes[2] = { OX_ORYX_ATTN, OX_ORYX_LIN };
+    int32_t gen_modes[2] = { OX_NN_ATTN, OX_NN_LIN };
     ox_oryx_sampler s = { .temperature = 1.5, .top_k = 20 };
     int32_t out[3][2 * 30];
     uint64_t seeds[3] = { 123, 123, 124 };

@@ -154,7 +154,7 @@ static void check_direction_derivative(const char *what, const char *preset, int
         cr_assert_not_null(mode, "%s", ox_ctx_message(ctx));
         int64_t attn = 0;
         for (int64_t i = 0; i < B * T; i++)
-            attn += ox_tensor_i32(mode)[i] = ox_rng_uniform(&rng) < 0.5 ? OX_ORYX_ATTN : OX_ORYX_LIN;
+            attn += ox_tensor_i32(mode)[i] = ox_rng_uniform(&rng) < 0.5 ? OX_NN_ATTN : OX_NN_LIN;
         cr_assert(attn > 0 && attn < B * T);
     }
 

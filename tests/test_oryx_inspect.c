@@ -121,7 +121,7 @@ Test(oryx_inspect, oryx_layers_mixed_map)
             check_probs(ctx, &m, tok, map, l, h);
     /* an all-LIN map: attention computes no row */
     ox_tensor *rows;
-    ox_tensor *P = ox_oryx_attention_probs(ctx, &m, tok, ox_oryx_modes_fill(ctx, 1, T, OX_ORYX_LIN), 1, 0, &rows);
+    ox_tensor *P = ox_oryx_attention_probs(ctx, &m, tok, ox_oryx_modes_fill(ctx, 1, T, OX_NN_LIN), 1, 0, &rows);
     cr_assert_not_null(P, "%s", ox_ctx_message(ctx));
     for (int64_t i = 0; i < T * T; i++)
         cr_assert_eq(ox_tensor_f32(P)[i], 0.0f);
@@ -164,7 +164,7 @@ Test(oryx_inspect, attention_layers_and_errors)
     cr_assert_null(ox_oryx_attention_probs(ctx, &m, tok, ox_oryx_modes_fill(ctx, 1, 32, 1), 0, 0, NULL));
     cr_assert_eq(ox_ctx_status(ctx), OX_ERR_SHAPE);
     ox_ctx_clear_error(ctx);
-    check_probs(ctx, &m, tok, ox_oryx_modes_fill(ctx, 1, 33, OX_ORYX_ATTN), 1, 0);
+    check_probs(ctx, &m, tok, ox_oryx_modes_fill(ctx, 1, 33, OX_NN_ATTN), 1, 0);
     ox_oryx_model_free(&m);
     ox_ctx_free(ctx);
 }

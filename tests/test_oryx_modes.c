@@ -82,7 +82,7 @@ Test(oryx_modes, mixed_is_deterministic_and_keyed_by_seed_step_row)
 Test(oryx_modes, fixed_maps)
 {
     ox_ctx *ctx = test_ctx();
-    ox_tensor *a = ox_oryx_modes_fill(ctx, 3, 70, OX_ORYX_ATTN), *l = ox_oryx_modes_fill(ctx, 3, 70, OX_ORYX_LIN);
+    ox_tensor *a = ox_oryx_modes_fill(ctx, 3, 70, OX_NN_ATTN), *l = ox_oryx_modes_fill(ctx, 3, 70, OX_NN_LIN);
     cr_assert_not_null(l);
     for (int i = 0; i < 210; i++) {
         cr_assert_eq(ox_tensor_i32(a)[i], 1);

@@ -255,7 +255,7 @@ static int64_t count_attn(const ox_tensor *m, int64_t b, int64_t T)
 {
     int64_t k = 0;
     for (int64_t t = 0; t < T; t++)
-        k += ox_tensor_i32(m)[b * T + t] == OX_ORYX_ATTN;
+        k += ox_tensor_i32(m)[b * T + t] == OX_NN_ATTN;
     return k;
 }
 
@@ -263,7 +263,7 @@ static int64_t queries_attn(const ox_tensor *m, const ox_tensor *q, int64_t b, i
 {
     int64_t k = 0;
     for (int64_t i = 0; i < N; i++)
-        k += ox_tensor_i32(m)[b * T + ox_tensor_i32(q)[b * N + i]] == OX_ORYX_ATTN;
+        k += ox_tensor_i32(m)[b * T + ox_tensor_i32(q)[b * N + i]] == OX_NN_ATTN;
     return k;
 }
 
@@ -281,7 +281,7 @@ Test(oryx_mqar, query_only_and_sweep_maps)
     for (int64_t b = 0; b < B; b++) {       /* ATTN exactly where the targets are: fraction N / T */
         cr_assert_eq(count_attn(m, b, T), N);
         for (int64_t p = 0; p < T; p++)
-            cr_assert_eq(ox_tensor_i32(m)[b * T + p] == OX_ORYX_ATTN, ox_tensor_i32(y)[b * T + p] != OX_ORYX_MQAR_IGNORE);
+            cr_assert_eq(ox_tensor_i32(m)[b * T + p] == OX_NN_ATTN, ox_tensor_i32(y)[b * T + p] != OX_ORYX_MQAR_IGNORE);
     }
     spec.kind = OX_ORYX_MQAR_MAP_LIN;
     m = ox_oryx_mqar_map(ctx, &spec, q, T, 0);

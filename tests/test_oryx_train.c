@@ -731,7 +731,7 @@ Test(oryx_train, evaluate_matches_a_reference_on_a_tiny_text)
     ox_oryx_model m;
     ox_rng rng = ox_rng_seed(4);
     assert_ok(ctx, ox_oryx_model_init(ctx, &m, &cfg, &rng));
-    const int modes[2] = { OX_ORYX_ATTN, OX_ORYX_LIN };
+    const int modes[2] = { OX_NN_ATTN, OX_NN_LIN };
     for (int k = 0; k < 2; k++) {
         ox_oryx_map_spec spec = { .kind = k == 0 ? OX_ORYX_MAP_ATTN : OX_ORYX_MAP_LIN };
         ox_oryx_eval ev;

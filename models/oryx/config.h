@@ -35,10 +35,6 @@ typedef enum ox_oryx_linear {
  * only (LIN). A layer carries only the parameters of the cores it can run (MODELS 9). */
 typedef enum ox_oryx_kind { OX_ORYX_KIND_ORYX = 0, OX_ORYX_KIND_ATTN = 1, OX_ORYX_KIND_LIN = 2 } ox_oryx_kind;
 
-/* Modes in a mode map (MODELS 1): per token, 1 = ATTN, 0 = LIN. */
-#define OX_ORYX_LIN 0
-#define OX_ORYX_ATTN 1
-
 typedef struct ox_oryx_config {
     int64_t vocab;          /* V */
     int64_t d_model;        /* D */

@@ -131,9 +131,9 @@ static int mode_of(const ox_oryx_decoder *d, int64_t l, int64_t b, const int32_t
 {
     ox_oryx_kind k = d->model->cfg.kinds[l];
     if (k == OX_ORYX_KIND_ATTN)
-        return OX_ORYX_ATTN;
+        return OX_NN_ATTN;
     if (k == OX_ORYX_KIND_LIN)
-        return OX_ORYX_LIN;
+        return OX_NN_LIN;
     return modes[n_modes == d->B ? b : l * d->B + b];
 }
 
@@ -160,10 +160,10 @@ static ox_status check_step(ox_ctx *ctx, const ox_oryx_decoder *d, const int32_t
         const ox_oryx_decoder_layer *Ly = &d->layers[l];
         for (int64_t b = 0; b < B; b++) {
             int md = mode_of(d, l, b, modes, n_modes);
-            if (md != OX_ORYX_LIN && md != OX_ORYX_ATTN)
+            if (md != OX_NN_LIN && md != OX_NN_ATTN)
                 return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx decoder step: mode %d (layer %lld, sequence %lld); a mode "
                                    "is 0 (LIN) or 1 (ATTN)", md, (long long)l, (long long)b);
-            if (md == OX_ORYX_ATTN && !Ly->kv.k)
+            if (md == OX_NN_ATTN && !Ly->kv.k)
                 return ox_ctx_fail(ctx, OX_ERR_STATE, "oryx decoder step: layer %lld, sequence %lld asks for ATTN at "
                                    "position %lld, but that layer's KV cache was dropped (or never allocated)",
                                    (long long)l, (long long)b, (long long)d->pos);
@@ -279,7 +279,7 @@ static ox_tensor *attn_step(ox_ctx *ctx, const ox_nn_mixer *mx, ox_oryx_decoder_
     const int64_t B = x->shape[0], H = c->n_heads, dk = c->d_k, dv = c->d_v;
     int64_t n_attn = 0;
     for (int64_t b = 0; b < B; b++)
-        n_attn += md[b] == OX_ORYX_ATTN;
+        n_attn += md[b] == OX_NN_ATTN;
     ox_tensor *o = ox_tensor_empty(ctx, OX_F32, OX_DIMS(B, H, dv));
     if (!o || !L->kv.k)        /* dropped cache: check_step made sure no sequence asks for ATTN */
         return o;
@@ -308,7 +308,7 @@ static ox_tensor *attn_step(ox_ctx *ctx, const ox_nn_mixer *mx, ox_oryx_decoder_
         sub.k = ox_tensor_view_narrow(ctx, L->kv.k, 0, b, 1);
         sub.v = ox_tensor_view_narrow(ctx, L->kv.v, 0, b, 1);
         sub.scores = ox_tensor_view_narrow(ctx, L->kv.scores, 0, b, 1);
-        int a = md[b] == OX_ORYX_ATTN;
+        int a = md[b] == OX_NN_ATTN;
         if (!sub.k || !sub.v || !sub.scores ||
             ox_nn_attention_step(ctx, &sub, a ? ox_tensor_view_narrow(ctx, q, 0, b, 1) : NULL,
                                  ox_tensor_view_narrow(ctx, kr, 0, b, 1), ox_tensor_view_narrow(ctx, v3, 0, b, 1),
@@ -337,7 +337,7 @@ static ox_tensor *mixer_step(ox_ctx *ctx, ox_oryx_decoder *d, int64_t l, ox_tens
     if (ctx->status || !o)
         return NULL;
     for (int64_t b = 0; b < B; b++) {       /* per-sequence readout (MODELS 7.2) */
-        const ox_tensor *src = md[b] == OX_ORYX_ATTN ? o_attn : o_lin;
+        const ox_tensor *src = md[b] == OX_NN_ATTN ? o_attn : o_lin;
         memcpy(ox_tensor_f32(o) + b * H * dv, ox_tensor_f32(src) + b * H * dv, (size_t)(H * dv) * sizeof(float));
     }
     return proj(ctx, ox_nn_gated_rmsnorm(ctx, o, g, mx->norm, dv), mx->o_proj);
@@ -458,7 +458,7 @@ static ox_status check_prefill(ox_ctx *ctx, const ox_oryx_decoder *d, const ox_t
             for (int64_t t = 0; t < T; t++) {
                 int64_t off = mode->ndim == 2 ? b * mode->stride[0] + t * mode->stride[1]
                                               : l * mode->stride[0] + b * mode->stride[1] + t * mode->stride[2];
-                if (ox_tensor_i32(mode)[off] == OX_ORYX_ATTN)
+                if (ox_tensor_i32(mode)[off] == OX_NN_ATTN)
                     return ox_ctx_fail(ctx, OX_ERR_STATE, "oryx decoder prefill: layer %lld, sequence %lld asks for "
                                        "ATTN at position %lld, but that layer's KV cache was dropped (or never "
                                        "allocated)", (long long)l, (long long)b, (long long)t);

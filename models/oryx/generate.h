@@ -31,7 +31,7 @@
  *   ox_oryx_decoder d;
  *   ox_oryx_decoder_init(ctx, &d, &model, B, 4096, 0);
  *   ox_oryx_decoder_prefill(ctx, &d, prompt, prompt_modes);          // prompt I32 [B, T]
- *   int32_t modes[1] = { OX_ORYX_LIN };                              // one mode for every layer and row
+ *   int32_t modes[1] = { OX_NN_LIN };                              // one mode for every layer and row
  *   ox_oryx_decoder_drop_kv(ctx, &d, -1);                            // no later token uses ATTN
  *   ox_oryx_decoder_step(ctx, &d, next_tokens, modes, 1);            // d.logits [B, V]
  *   ox_oryx_decoder_free(&d);

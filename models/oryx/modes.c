@@ -36,7 +36,7 @@ ox_tensor *ox_oryx_modes_fill(ox_ctx *ctx, int64_t B, int64_t T, int mode)
 {
     if (check_sizes(ctx, "oryx modes fill", B, T, 1))
         return NULL;
-    if (mode != OX_ORYX_ATTN && mode != OX_ORYX_LIN) {
+    if (mode != OX_NN_ATTN && mode != OX_NN_LIN) {
         ox_ctx_fail(ctx, OX_ERR_ARG, "oryx modes fill: mode %d is neither 1 (ATTN) nor 0 (LIN)", mode);
         return NULL;
     }
@@ -48,7 +48,7 @@ static void set_chunk(int32_t *row, int64_t T, int64_t chunk, int64_t c)
 {
     int64_t end = (c + 1) * chunk < T ? (c + 1) * chunk : T;
     for (int64_t t = c * chunk; t < end; t++)
-        row[t] = OX_ORYX_ATTN;
+        row[t] = OX_NN_ATTN;
 }
 
 static const double default_ratios[] = { 0.0, 0.25, 0.5, 0.75, 1.0 };
@@ -131,7 +131,7 @@ ox_tensor *ox_oryx_modes_positions(ox_ctx *ctx, int64_t B, int64_t T, const int6
         return NULL;
     for (int64_t b = 0; b < B; b++)
         for (int64_t i = 0; i < n; i++)
-            ox_tensor_i32(m)[b * T + pos[i]] = OX_ORYX_ATTN;
+            ox_tensor_i32(m)[b * T + pos[i]] = OX_NN_ATTN;
     return m;
 }
 
@@ -148,6 +148,6 @@ ox_tensor *ox_oryx_modes_every(ox_ctx *ctx, int64_t B, int64_t T, int64_t every)
         return NULL;
     for (int64_t b = 0; b < B; b++)
         for (int64_t t = every - 1; t < T; t += every)
-            ox_tensor_i32(m)[b * T + t] = OX_ORYX_ATTN;
+            ox_tensor_i32(m)[b * T + t] = OX_NN_ATTN;
     return m;
 }

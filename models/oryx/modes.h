@@ -21,9 +21,10 @@
 #define OX_ORYX_MODES_H
 
 #include "models/oryx/config.h"
+#include "nn/mixer.h"
 #include "tensor/rng.h"
 
-/* Every entry = mode (OX_ORYX_ATTN or OX_ORYX_LIN). */
+/* Every entry = mode (OX_NN_ATTN or OX_NN_LIN, nn/mixer.h). */
 ox_tensor *ox_oryx_modes_fill(ox_ctx *ctx, int64_t B, int64_t T, int mode);
 
 /* The mixed-mode sampler of MODELS 8. ratios[0..n_ratios-1] in [0, 1] (NULL / 0: the default set

@@ -249,7 +249,7 @@ ox_tensor *ox_oryx_mqar_map(ox_ctx *ctx, const ox_oryx_mqar_map_spec *spec, cons
                         (long long)(i / N), (long long)T);
             return NULL;
         }
-    int fillv = spec->kind == OX_ORYX_MQAR_MAP_ATTN ? OX_ORYX_ATTN : OX_ORYX_LIN;
+    int fillv = spec->kind == OX_ORYX_MQAR_MAP_ATTN ? OX_NN_ATTN : OX_NN_LIN;
     ox_tensor *m = ox_tensor_full(ctx, OX_I32, OX_DIMS(B, T), fillv);
     if (!m || spec->kind == OX_ORYX_MQAR_MAP_LIN || spec->kind == OX_ORYX_MQAR_MAP_ATTN)
         return m;
@@ -257,7 +257,7 @@ ox_tensor *ox_oryx_mqar_map(ox_ctx *ctx, const ox_oryx_mqar_map_spec *spec, cons
     if (spec->kind == OX_ORYX_MQAR_MAP_QUERIES) {
         for (int64_t b = 0; b < B; b++)
             for (int64_t i = 0; i < N; i++)
-                mm[b * T + q[b * N + i]] = OX_ORYX_ATTN;
+                mm[b * T + q[b * N + i]] = OX_NN_ATTN;
         return m;
     }
     /* SWEEP: K ATTN tokens, queries first (random subset when K <= N), then random non-query positions */
@@ -274,17 +274,17 @@ ox_tensor *ox_oryx_mqar_map(ox_ctx *ctx, const ox_oryx_mqar_map_spec *spec, cons
         int64_t kq = K < N ? K : N;
         draw_distinct(&rng, qs, N, kq);
         for (int64_t i = 0; i < kq; i++)
-            row[qs[i]] = OX_ORYX_ATTN;
+            row[qs[i]] = OX_NN_ATTN;
         if (K <= N)
             continue;
         int64_t n_free = 0;       /* the non-query positions (queries are ATTN at this point) */
         for (int64_t t = 0; t < T; t++)
-            if (row[t] == OX_ORYX_LIN)
+            if (row[t] == OX_NN_LIN)
                 pool[n_free++] = (int32_t)t;
         int64_t extra = K - N < n_free ? K - N : n_free;
         draw_distinct(&rng, pool, n_free, extra);
         for (int64_t i = 0; i < extra; i++)
-            row[pool[i]] = OX_ORYX_ATTN;
+            row[pool[i]] = OX_NN_ATTN;
     }
     /* the map was allocated before the mark: rewinding frees only the scratch */
     ox_arena_rewind(&ctx->arena, mark);
@@ -391,10 +391,10 @@ static ox_status warm_up(ox_ctx *ctx, ox_oryx_mqar_trainer *tr)
         if (ox_oryx_mqar_generate(ctx, t, tr->cfg.seed, 0, tr->inputs[k], tr->targets[k], tr->queries[k]))
             return ctx->status;
         ox_tensor *spare = ox_oryx_map_build(ctx, &tr->cfg.map, 0, tr->cfg.batch, t->seq_len);  /* its size */
-        ox_tensor *mode = spare ? ox_oryx_modes_fill(ctx, tr->cfg.batch, t->seq_len, OX_ORYX_ATTN) : NULL;
+        ox_tensor *mode = spare ? ox_oryx_modes_fill(ctx, tr->cfg.batch, t->seq_len, OX_NN_ATTN) : NULL;
         if (!mode)
             return ctx->status;
-        ox_tensor_i32(mode)[0] = OX_ORYX_LIN;
+        ox_tensor_i32(mode)[0] = OX_NN_LIN;
         ox_tensor *loss = ox_oryx_loss_targets(ctx, tr->model, tr->inputs[k], tr->targets[k], mode,
                                                OX_ORYX_MQAR_IGNORE, NULL);
         if (!loss || ox_ag_backward(ctx, loss))

@@ -60,23 +60,23 @@ ox_tensor *ox_oryx_map_build(ox_ctx *ctx, const ox_oryx_map_spec *spec, uint64_t
         return ox_oryx_modes_mixed(ctx, spec->seed, stream, B, T, chunk, spec->n_ratios ? spec->ratios : NULL,
                                    spec->n_ratios);
     case OX_ORYX_MAP_ATTN:
-        return ox_oryx_modes_fill(ctx, B, T, OX_ORYX_ATTN);
+        return ox_oryx_modes_fill(ctx, B, T, OX_NN_ATTN);
     case OX_ORYX_MAP_LIN:
-        return ox_oryx_modes_fill(ctx, B, T, OX_ORYX_LIN);
+        return ox_oryx_modes_fill(ctx, B, T, OX_NN_LIN);
     case OX_ORYX_MAP_FRACTION:
         return ox_oryx_modes_chunk_fraction(ctx, spec->seed, stream, B, T, chunk, spec->fraction);
     case OX_ORYX_MAP_EVERY:
         return ox_oryx_modes_every(ctx, B, T, spec->every);
     case OX_ORYX_MAP_POSITIONS: {
         /* positions >= T are ignored (a shorter evaluation window), so no scratch list: fill, then mark */
-        ox_tensor *m = ox_oryx_modes_fill(ctx, B, T, OX_ORYX_LIN);
+        ox_tensor *m = ox_oryx_modes_fill(ctx, B, T, OX_NN_LIN);
         if (!m)
             return NULL;
         int32_t *p = ox_tensor_i32(m);
         for (int64_t b = 0; b < B; b++)
             for (int64_t i = 0; i < spec->n_positions; i++)
                 if (spec->positions[i] < T)
-                    p[b * T + spec->positions[i]] = OX_ORYX_ATTN;
+                    p[b * T + spec->positions[i]] = OX_NN_ATTN;
         return m;
     }
     }
@@ -152,10 +152,10 @@ static ox_status warm_up(ox_ctx *ctx, ox_oryx_trainer *tr)
     for (int64_t b = 0; b < B; b++)
         for (int64_t t = 0; t <= T; t++)
             r[b * (T + 1) + t] = tr->data->bytes[t];
-    ox_tensor *mode = ox_oryx_modes_fill(ctx, B, T, OX_ORYX_ATTN);
+    ox_tensor *mode = ox_oryx_modes_fill(ctx, B, T, OX_NN_ATTN);
     if (!mode)
         return ctx->status;
-    ox_tensor_i32(mode)[0] = OX_ORYX_LIN;
+    ox_tensor_i32(mode)[0] = OX_NN_LIN;
     ox_tensor *loss = ox_oryx_loss(ctx, tr->model, tr->rows, mode, NULL);
     if (!loss || ox_ag_backward(ctx, loss))
         return ctx->status;
