@@ -1,11 +1,15 @@
 /* test_guard.c - debug aids for library users (issue 11 item 5): the arena hands out and reuses memory
  * correctly across reset and rewind (every build); in the sanitizer build it poisons what it does not hand
- * out, so a tensor used after ox_ctx_reset dies with an ASan "use-after-poison" report at the faulty line. */
+ * out, so a tensor used after ox_ctx_reset dies with an ASan "use-after-poison" report at the faulty line.
+ * GDN and SSD (fast, reference and step forms) refuse values outside their documented preconditions with
+ * the op, tensor, index, value and range in the message, and still run at the boundaries. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "nn/gdn.h"
+#include "nn/ssd.h"
 #include "test_util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -210,3 +214,225 @@ Test(guard, use_after_ctx_reset_is_reported_by_asan)
 }
 #endif
 
+/* ---- GDN and SSD preconditions (nn/gdn.h, nn/ssd.h) ------------------------------------------------------ */
+
+typedef ox_status (*guard_seq_op)(ox_ctx *, ox_tensor *, ox_tensor *, ox_tensor *, ox_tensor *, ox_tensor *,
+                                  ox_tensor *, ox_tensor **, ox_tensor **);
+typedef ox_status (*guard_step_op)(ox_ctx *, const ox_tensor *, const ox_tensor *, const ox_tensor *,
+                                   const ox_tensor *, const ox_tensor *, ox_tensor *, ox_tensor *);
+
+enum { GB = 2, GT = 70, GH = 3, GK = 4, GV = 5 };      /* T = 70: two chunks */
+
+/* Valid inputs of one mixer: q, k with unit-norm rows (GDN's k must be: with beta = 1, I - k k^T is then a
+ * projection), v, beta / dt in (0.1, 0.9) [B, T, H], a in (-1, -0.01) held as the transposed view of a
+ * [B, H, T] tensor (so the checks walk strides), s0; all requiring gradients, so a call records a node. */
+typedef struct guard_in {
+    ox_tensor *q, *k, *v, *beta, *a, *a_store, *s0;
+} guard_in;
+
+static void unit_rows(ox_tensor *t, int64_t d)
+{
+    float *x = ox_tensor_f32(t);
+    for (int64_t r = 0; r < ox_tensor_numel(t) / d; r++) {
+        double s = 0;
+        for (int64_t j = 0; j < d; j++)
+            s += (double)x[r * d + j] * x[r * d + j];
+        for (int64_t j = 0; j < d; j++)
+            x[r * d + j] = (float)(x[r * d + j] / sqrt(s));
+    }
+}
+
+static guard_in guard_inputs(ox_ctx *ctx, uint64_t seed)
+{
+    ox_rng r = ox_rng_seed(seed);
+    guard_in in;
+    in.q = ox_tensor_randn(ctx, &r, OX_DIMS(GB, GT, GH, GK), 0, 1);
+    in.k = ox_tensor_randn(ctx, &r, OX_DIMS(GB, GT, GH, GK), 0, 1);
+    in.v = ox_tensor_randn(ctx, &r, OX_DIMS(GB, GT, GH, GV), 0, 1);
+    in.beta = ox_tensor_rand(ctx, &r, OX_DIMS(GB, GT, GH), 0.1, 0.9);
+    in.a_store = ox_tensor_rand(ctx, &r, OX_DIMS(GB, GH, GT), -1.0, -0.01);
+    in.s0 = ox_tensor_randn(ctx, &r, OX_DIMS(GB, GH, GV, GK), 0, 0.5);
+    cr_assert(in.q && in.k && in.v && in.beta && in.a_store && in.s0, "%s", ox_ctx_message(ctx));
+    unit_rows(in.q, GK);
+    unit_rows(in.k, GK);
+    ox_tensor *all[] = { in.q, in.k, in.v, in.beta, in.a_store, in.s0 };
+    for (int i = 0; i < 6; i++)
+        assert_ok(ctx, ox_tensor_require_grad(ctx, all[i]));
+    in.a = ox_tensor_view_transpose(ctx, in.a_store, 1, 2);    /* [B, T, H], strides {H T, 1, T} */
+    cr_assert_not_null(in.a);
+    return in;
+}
+
+/* Element [b, t, h] of a [B, T, H] tensor of any strides. */
+static float *at3(const ox_tensor *t, int64_t b, int64_t i, int64_t h)
+{
+    return ox_tensor_f32(t) + b * t->stride[0] + i * t->stride[1] + h * t->stride[2];
+}
+
+/* One violated precondition: input 3 (beta / dt) or 4 (a) gets `value` at [1, 40, 2] (and a second bad value
+ * later, at [1, 60, 0], which must not be the one reported). */
+typedef struct guard_case {
+    int which;
+    float value;
+    ox_status want;
+} guard_case;
+
+/* Each case gives its status, NULL outputs, no node and no arena memory; the message names the op, the
+ * tensor, the first offending index and value, and the allowed range; after restoring the value the same
+ * call succeeds and records its node (so the checks do not refuse valid inputs). */
+static void guard_bad_values(guard_seq_op op, const char *name, const char *bname, const char *ballowed,
+                             const guard_case *cases, size_t n)
+{
+    ox_ctx *ctx = test_ctx();
+    guard_in in = guard_inputs(ctx, 5);
+    for (size_t i = 0; i < n; i++) {
+        const guard_case *c = &cases[i];
+        ox_tensor *t = c->which == 3 ? in.beta : in.a;
+        float *p = at3(t, 1, 40, 2), *p2 = at3(t, 1, 60, 0);
+        const float keep = *p, keep2 = *p2;
+        *p = c->value;
+        *p2 = c->which == 3 ? 7.0f : 3.0f;
+        ox_tensor *y = in.q, *s = in.q;
+        const int64_t tape = ctx->tape_len;
+        const size_t used = ctx->arena.used;
+        ox_status st = op(ctx, in.q, in.k, in.v, in.beta, in.a, in.s0, &y, &s);
+        const char *msg = ox_ctx_message(ctx);
+        cr_assert_eq(st, c->want, "%s case %zu: status %d, want %d (%s)", name, i, st, c->want, msg);
+        cr_assert(y == NULL && s == NULL, "%s case %zu: outputs not cleared", name, i);
+        cr_assert_eq(ctx->tape_len, tape, "%s case %zu: a node was recorded", name, i);
+        cr_assert_eq(ctx->arena.used, used, "%s case %zu: the op allocated", name, i);
+        char want[160];
+        snprintf(want, sizeof want, "%s: %s[1, 40, 2] = %.9g violates %s", name, c->which == 3 ? bname : "a",
+                 (double)c->value, c->which == 3 ? ballowed : "a <= 0, finite");
+        cr_assert(strncmp(msg, want, strlen(want)) == 0, "%s case %zu: message\n  %s\nshould start with\n  %s",
+                  name, i, msg, want);
+        ox_ctx_clear_error(ctx);
+        *p = keep;
+        *p2 = keep2;
+        assert_ok(ctx, op(ctx, in.q, in.k, in.v, in.beta, in.a, in.s0, &y, &s));
+        cr_assert(y && s);
+        cr_assert_eq(ctx->tape_len, tape + 1, "%s: the valid call records its node", name);
+    }
+    ox_ctx_free(ctx);
+}
+
+static const guard_case gdn_cases[] = {
+    { 3, 1.5f, OX_ERR_ARG }, { 3, -0.25f, OX_ERR_ARG }, { 3, 1.0000001f, OX_ERR_ARG }, { 3, NAN, OX_ERR_NUMERIC },
+    { 3, INFINITY, OX_ERR_NUMERIC }, { 4, 0.5f, OX_ERR_ARG }, { 4, 1e-30f, OX_ERR_ARG },
+    { 4, NAN, OX_ERR_NUMERIC }, { 4, -INFINITY, OX_ERR_NUMERIC }, { 4, INFINITY, OX_ERR_NUMERIC },
+};
+static const guard_case ssd_cases[] = {
+    { 3, -0.5f, OX_ERR_ARG }, { 3, -1e-30f, OX_ERR_ARG }, { 3, NAN, OX_ERR_NUMERIC },
+    { 3, INFINITY, OX_ERR_NUMERIC }, { 4, 0.5f, OX_ERR_ARG }, { 4, NAN, OX_ERR_NUMERIC },
+    { 4, -INFINITY, OX_ERR_NUMERIC },
+};
+#define NCASES(c) (sizeof c / sizeof c[0])
+
+Test(guard, gdn_refuses_values_outside_its_preconditions)
+{
+    guard_bad_values(ox_nn_gdn, "gdn", "beta", "0 <= beta <= 1", gdn_cases, NCASES(gdn_cases));
+    guard_bad_values(ox_nn_gdn_reference, "gdn_reference", "beta", "0 <= beta <= 1", gdn_cases, NCASES(gdn_cases));
+}
+
+Test(guard, ssd_refuses_values_outside_its_preconditions)
+{
+    guard_bad_values(ox_nn_ssd, "ssd", "dt", "dt >= 0, finite", ssd_cases, NCASES(ssd_cases));
+    guard_bad_values(ox_nn_ssd_reference, "ssd_reference", "dt", "dt >= 0, finite", ssd_cases, NCASES(ssd_cases));
+}
+
+/* The decode steps check the same ranges on beta / dt and a [B, H]: the error leaves state and output as they
+ * were; then valid values at the boundaries (0 and 1, a = 0 and -0) run. */
+static void guard_step(guard_step_op step, const char *name, const char *bname, float bad_b, float edge_b)
+{
+    ox_ctx *ctx = test_ctx();
+    ox_rng r = ox_rng_seed(9);
+    ox_tensor *q = ox_tensor_randn(ctx, &r, OX_DIMS(GB, GH, GK), 0, 1);
+    ox_tensor *k = ox_tensor_randn(ctx, &r, OX_DIMS(GB, GH, GK), 0, 1);
+    ox_tensor *v = ox_tensor_randn(ctx, &r, OX_DIMS(GB, GH, GV), 0, 1);
+    ox_tensor *beta = ox_tensor_rand(ctx, &r, OX_DIMS(GB, GH), 0.1, 0.9);
+    ox_tensor *a = ox_tensor_rand(ctx, &r, OX_DIMS(GB, GH), -1.0, -0.01);
+    ox_tensor *state = ox_tensor_randn(ctx, &r, OX_DIMS(GB, GH, GV, GK), 0, 0.5);
+    ox_tensor *o = ox_tensor_full(ctx, OX_F32, OX_DIMS(GB, GH, GV), 42.0);
+    cr_assert(q && k && v && beta && a && state && o);
+    unit_rows(k, GK);
+    const size_t ns = sizeof(float) * GB * GH * GV * GK, no = sizeof(float) * GB * GH * GV;
+    float *s_keep = malloc(ns), *o_keep = malloc(no);
+    cr_assert(s_keep && o_keep);
+    memcpy(s_keep, ox_tensor_f32(state), ns);
+    memcpy(o_keep, ox_tensor_f32(o), no);
+    struct { ox_tensor *t; float value; ox_status want; const char *what; } bad[] = {
+        { beta, bad_b, OX_ERR_ARG, bname }, { beta, NAN, OX_ERR_NUMERIC, bname },
+        { a, 0.25f, OX_ERR_ARG, "a" }, { a, -INFINITY, OX_ERR_NUMERIC, "a" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        float *p = ox_tensor_f32(bad[i].t) + 1 * GH + 2, keep = *p;
+        *p = bad[i].value;
+        cr_assert_eq(step(ctx, q, k, v, beta, a, state, o), bad[i].want, "%s case %zu: %s", name, i,
+                     ox_ctx_message(ctx));
+        char want[96];
+        snprintf(want, sizeof want, "%s: %s[1, 2] = %.9g violates", name, bad[i].what, (double)bad[i].value);
+        cr_assert(strstr(ox_ctx_message(ctx), want), "%s case %zu: %s (want %s)", name, i, ox_ctx_message(ctx), want);
+        cr_assert(memcmp(s_keep, ox_tensor_f32(state), ns) == 0 && memcmp(o_keep, ox_tensor_f32(o), no) == 0,
+                  "%s case %zu: state or output changed", name, i);
+        ox_ctx_clear_error(ctx);
+        *p = keep;
+    }
+    for (int64_t i = 0; i < GB * GH; i++) {
+        ox_tensor_f32(beta)[i] = i % 2 ? edge_b : 0.0f;
+        ox_tensor_f32(a)[i] = i % 3 ? 0.0f : -0.0f;
+    }
+    assert_ok(ctx, step(ctx, q, k, v, beta, a, state, o));
+    for (int64_t i = 0; i < GB * GH * GV; i++)
+        cr_assert(isfinite(ox_tensor_f32(o)[i]) && ox_tensor_f32(o)[i] != 42.0f, "%s: output %lld", name, (long long)i);
+    free(s_keep);
+    free(o_keep);
+    ox_ctx_free(ctx);
+}
+
+Test(guard, steps_refuse_values_outside_their_preconditions)
+{
+    guard_step(ox_nn_gdn_step, "gdn_step", "beta", 1.5f, 1.0f);
+    guard_step(ox_nn_ssd_step, "ssd_step", "dt", -0.5f, 2.0f);
+}
+
+/* Values at the boundaries still run, with finite outputs, in the fast and the reference form alike:
+ * GDN beta in {0, 1} and a in {0, -0} everywhere (no decay: with unit-norm k, I - k k^T is a projection,
+ * so the state stays bounded); SSD dt in {0, 0.5} and a = 0. The two forms agree to rel 1e-4 (the fp32
+ * tolerance of the model-like comparison in test_gdn.c / test_ssd.c: with no decay nothing is better
+ * conditioned, but 70 steps of sums of unit-size terms are far from fp32 trouble). */
+static void guard_boundaries(guard_seq_op fast, guard_seq_op ref, const char *name, float hi)
+{
+    ox_ctx *ctx = test_ctx();
+    guard_in in = guard_inputs(ctx, 7);
+    for (int64_t b = 0; b < GB; b++)
+        for (int64_t t = 0; t < GT; t++)
+            for (int64_t h = 0; h < GH; h++) {
+                *at3(in.beta, b, t, h) = (t + h) % 2 ? hi : 0.0f;
+                *at3(in.a, b, t, h) = t % 3 ? 0.0f : -0.0f;
+            }
+    ox_tensor *y[2] = { NULL, NULL }, *s[2] = { NULL, NULL };
+    assert_ok(ctx, fast(ctx, in.q, in.k, in.v, in.beta, in.a, in.s0, &y[0], &s[0]));
+    assert_ok(ctx, ref(ctx, in.q, in.k, in.v, in.beta, in.a, in.s0, &y[1], &s[1]));
+    const int64_t ny = GB * GT * GH * GV, nsf = GB * GH * GV * GK;
+    for (int i = 0; i < 2; i++) {
+        for (int64_t j = 0; j < ny; j++)
+            cr_assert(isfinite(ox_tensor_f32(y[i])[j]), "%s form %d: y[%lld] not finite", name, i, (long long)j);
+        for (int64_t j = 0; j < nsf; j++)
+            cr_assert(isfinite(ox_tensor_f32(s[i])[j]), "%s form %d: state not finite", name, i);
+    }
+    const double ey = rel_err(ox_tensor_f32(y[0]), ox_tensor_f32(y[1]), ny);
+    const double es = rel_err(ox_tensor_f32(s[0]), ox_tensor_f32(s[1]), nsf);
+    cr_log_info("%s at the boundaries: fast vs reference rel(y) = %.2g, rel(state) = %.2g", name, ey, es);
+    cr_assert(ey <= 1e-4 && es <= 1e-4, "%s: fast vs reference rel(y) = %.3g, rel(state) = %.3g", name, ey, es);
+    ox_ctx_free(ctx);
+}
+
+Test(guard, gdn_runs_at_the_boundaries)
+{
+    guard_boundaries(ox_nn_gdn, ox_nn_gdn_reference, "gdn", 1.0f);
+}
+
+Test(guard, ssd_runs_at_the_boundaries)
+{
+    guard_boundaries(ox_nn_ssd, ox_nn_ssd_reference, "ssd", 0.5f);
+}
