@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "autograd/lanes.h"
@@ -607,6 +608,39 @@ ox_status ox_chunk_step(ox_ctx *ctx, const char *op, const char *const names[7],
 }
 
 /* ---- argument checks ---------------------------------------------------------------------------------- */
+
+int ox_chunk_check_range(ox_ctx *ctx, const char *op, const char *name, const ox_tensor *t, float lo, float hi,
+                         const char *allowed)
+{
+    if (ctx->status || !t || t->dtype != OX_F32)
+        return 0;
+    const float *x = ox_tensor_f32(t);
+    const int64_t n = ox_tensor_numel(t);
+    int64_t idx[OX_MAX_DIMS] = { 0 };
+    for (int64_t e = 0; e < n; e++) {
+        int64_t off = 0;
+        for (int d = 0; d < t->ndim; d++)
+            off += idx[d] * t->stride[d];
+        const float v = x[off];
+        if (!isfinite(v) || v < lo || v > hi) {
+            char at[OX_SHAPE_BUF];
+            int len = snprintf(at, sizeof at, "[");
+            for (int d = 0; d < t->ndim && len < (int)sizeof at; d++)
+                len += snprintf(at + len, sizeof at - (size_t)len, "%s%lld", d ? ", " : "", (long long)idx[d]);
+            if (len < (int)sizeof at)
+                snprintf(at + len, sizeof at - (size_t)len, "]");
+            ox_ctx_fail(ctx, isfinite(v) ? OX_ERR_ARG : OX_ERR_NUMERIC, "%s: %s%s = %.9g violates %s", op, name,
+                        at, (double)v, allowed);
+            return 1;
+        }
+        for (int d = t->ndim - 1; d >= 0; d--) {    /* next index, row-major */
+            if (++idx[d] < t->shape[d])
+                break;
+            idx[d] = 0;
+        }
+    }
+    return 0;
+}
 
 ox_tensor *ox_chunk_rows(ox_ctx *ctx, ox_tensor *t)
 {

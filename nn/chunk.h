@@ -53,6 +53,14 @@ int ox_chunk_check(ox_ctx *ctx, const char *op, const char *const names[6], ox_c
                    ox_tensor *q, ox_tensor *k, ox_tensor *v, ox_tensor *beta, ox_tensor *a, ox_tensor *s0,
                    ox_chunk_args *p);
 
+/* The value preconditions of the mixers (gdn.h, ssd.h), one O(numel) pass: every element of t (any shape and
+ * strides, walked in row-major order) must be finite and in [lo, hi]. Otherwise records OX_ERR_NUMERIC (a NaN
+ * or Inf) or OX_ERR_ARG (finite but out of range), with a message naming op, the tensor, the first offending
+ * index and value, and `allowed` (e.g. "0 <= beta <= 1"), and returns nonzero. Returns 0 without looking when
+ * ctx already holds an error or t is NULL or not F32 (the argument checks that follow report those). */
+int ox_chunk_check_range(ox_ctx *ctx, const char *op, const char *name, const ox_tensor *t, float lo, float hi,
+                         const char *allowed);
+
 /* The tensor itself when its last axis has stride 1 (or size 1), else a contiguous arena copy. */
 ox_tensor *ox_chunk_rows(ox_ctx *ctx, ox_tensor *t);
 

@@ -6,9 +6,19 @@
  * computed as Sb = alpha_t S_{t-1}; u_t = beta_t (v_t - Sb k_t); S_t = Sb + u_t k_t^T.
  *
  * Shapes: q, k [B, T, H, dk] (q L2-normalised and scaled by 1/sqrt(dk), k L2-normalised: see l2norm.h);
- * v [B, T, H, dv]; beta [B, T, H] in (0, 1); a [B, T, H] log-decay <= 0; s0 and the final state
+ * v [B, T, H, dv]; beta [B, T, H] in [0, 1]; a [B, T, H] log-decay <= 0; s0 and the final state
  * [B, H, dv, dk]. Inputs may have any strides (an input whose last axis is strided is copied to contiguous
  * rows); outputs are contiguous arena tensors (valid until ox_ctx_reset).
+ *
+ * Checked preconditions (every op below, before anything runs; one O(B T H) pass over beta and a): every
+ * beta in [0, 1] and every a finite and <= 0, the ranges of MODELS.md 5.1 (beta is a gate, a a log-decay: with
+ * a > 0 the state can grow exponentially, and beta < 0 or > 2 can make the delta rule diverge); the model's
+ * beta = sigmoid(..) and a = -exp(A_log) softplus(..) always satisfy them. A NaN or Inf fails with
+ * OX_ERR_NUMERIC, a finite value outside its range with OX_ERR_ARG; the message names the op, the tensor,
+ * the first offending index (row-major, [b, t, h] or [b, h]) and its value, and the allowed range, e.g.
+ * "gdn: beta[0, 3, 1] = 1.5 violates 0 <= beta <= 1". Nothing is computed: no outputs (the step leaves state
+ * and o untouched), no tape node. q, k, v and s0 are not scanned (that would cost a pass over the big
+ * tensors); a NaN there propagates to the outputs.
  *
  * Cost (fast path, per (batch, head) and token, Lc = 64): about 2 (Lc (2 dk + 2 dv) + 3 dk dv) flops
  * forward (K K^T, Q K^T, the in-chunk solve, P U, W S0^T, Q S0^T, U^T K), roughly 3x that backward. Saved

@@ -9,6 +9,15 @@
  * (rows index v features). Inputs may have any strides (an input whose last axis is strided is copied to
  * contiguous rows); outputs are contiguous arena tensors (valid until ox_ctx_reset).
  *
+ * Checked preconditions (every op below, before anything runs; one O(B T H) pass over dt and a): every dt
+ * finite and >= 0 (a step size, softplus(..) in the model) and every a finite and <= 0 (with a > 0 the state
+ * can grow exponentially; the model's a = dt * (-exp(A_log)) satisfies it). A NaN or Inf fails with
+ * OX_ERR_NUMERIC, a finite value outside its range with OX_ERR_ARG; the message names the op, the tensor,
+ * the first offending index (row-major, [b, t, h] or [b, h]) and its value, and the allowed range, e.g.
+ * "ssd: a[0, 5, 1] = 0.5 violates a <= 0, finite (a is the log-decay)". Nothing is computed: no outputs (the
+ * step leaves state and y untouched), no tape node. c, b, x and h0 are not scanned (that would cost a pass
+ * over the big tensors); a NaN there propagates to the outputs.
+ *
  * Cost (fast path, per (batch, head) and token, Lc = 64): about 2 (Lc (dk + dv) + 2 dk dv) flops forward,
  * roughly 3x that backward. Saved for backward: the state at every chunk start, [B, H, ceil(T/64), dv, dk]
  * floats, plus references to the inputs; everything else is recomputed chunk by chunk.

@@ -41,7 +41,11 @@ ox_ctx *ox_ctx_new(void);
 void ox_ctx_free(ox_ctx *ctx);
 
 /* Frees every arena allocation (tensors made by ops, tape nodes) and empties the tape.
- * Tensors made with ox_tensor_new_owned (parameters, optimizer state) and their gradients survive. */
+ * Tensors made with ox_tensor_new_owned (parameters, optimizer state) and their gradients survive.
+ * An arena tensor used after the reset is a bug the normal build does not see (its memory is reused by
+ * the next step). The sanitizer build (`make test-asan`, SAN=1) poisons the released arena, so ASan
+ * reports such a use as "use-after-poison" at the faulty line (tensor/arena.h), as long as the memory has
+ * not been handed out again: once the next step's allocations cover it, a stale use goes unseen. */
 void ox_ctx_reset(ox_ctx *ctx);
 
 /* The one thread-count knob: OpenMP loops and BLIS calls of this context use at most n threads
