@@ -45,6 +45,20 @@ ox_tensor *ox_ag_relu(ox_ctx *ctx, ox_tensor *x);                /* max(x, 0); g
 /* min(max(x, lo), hi); the gradient passes where lo < x < hi. */
 ox_tensor *ox_ag_clamp(ox_ctx *ctx, ox_tensor *x, double lo, double hi);
 
+/* ---- comparisons (autograd/compare.c): masks, no gradient ----------------------------------------- */
+
+/* y = (a OP b) ? 1 : 0 elementwise, a and b F32 and broadcast (numpy rules) to y's shape; y is F32.
+ * IEEE semantics as in PyTorch: any comparison with a NaN is 0, except ne, which is 1. The result is a
+ * constant mask: never recorded, never requires a gradient (no gradient reaches a or b through it).
+ * Use it as the cond of ox_ag_where / the mask of ox_ag_masked_fill, or multiply it in.
+ *   ox_tensor *pos = ox_ag_gt(ctx, x, ox_tensor_zeros(ctx, OX_F32, 0, NULL));   // x > 0 */
+ox_tensor *ox_ag_eq(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);    /* a == b */
+ox_tensor *ox_ag_ne(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);    /* a != b */
+ox_tensor *ox_ag_lt(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);    /* a <  b */
+ox_tensor *ox_ag_le(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);    /* a <= b */
+ox_tensor *ox_ag_gt(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);    /* a >  b */
+ox_tensor *ox_ag_ge(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);    /* a >= b */
+
 /* ---- reductions (autograd/reduce.c) -------------------------------------------------------------- */
 
 /* Over one axis; keepdim keeps it with size 1. Max: the gradient goes to the first maximal element. */
