@@ -59,6 +59,19 @@ ox_tensor *ox_ag_le(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);    /* a <= b */
 ox_tensor *ox_ag_gt(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);    /* a >  b */
 ox_tensor *ox_ag_ge(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);    /* a >= b */
 
+/* ---- selection by a mask (autograd/where.c) ------------------------------------------------------- */
+
+/* y = cond != 0 ? a : b elementwise; cond, a and b are F32 and broadcast together (numpy rules) to y's
+ * shape. cond is a mask (the comparisons give 0/1; any nonzero value, NaN included, picks a) and gets no
+ * gradient. Backward: da += dy where cond != 0, db += dy where cond == 0, each summed over the axes along
+ * which that input was broadcast. cond must stay valid until backward.
+ *   ox_tensor *y = ox_ag_where(ctx, ox_ag_gt(ctx, x, zero), x, ox_ag_scale(ctx, x, 0.1));  // leaky relu */
+ox_tensor *ox_ag_where(ox_ctx *ctx, const ox_tensor *cond, ox_tensor *a, ox_tensor *b);
+/* y = mask != 0 ? value : x elementwise (PyTorch's masked_fill); x and mask are F32 and broadcast
+ * together to y's shape; value may be +-INFINITY (a score mask). Backward: dx += dy where mask == 0,
+ * summed over x's broadcast axes; the mask gets no gradient and must stay valid until backward. */
+ox_tensor *ox_ag_masked_fill(ox_ctx *ctx, ox_tensor *x, const ox_tensor *mask, double value);
+
 /* ---- reductions (autograd/reduce.c) -------------------------------------------------------------- */
 
 /* Over one axis; keepdim keeps it with size 1. Max: the gradient goes to the first maximal element. */
