@@ -29,6 +29,11 @@ ox_tensor *ox_ag_add(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);   /* a + b */
 ox_tensor *ox_ag_sub(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);   /* a - b */
 ox_tensor *ox_ag_mul(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);   /* a * b */
 ox_tensor *ox_ag_div(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);   /* a / b */
+/* max(a, b) and min(a, b) elementwise (torch.maximum / torch.minimum): a NaN on either side gives NaN.
+ * The gradient goes to the operand that was picked; on a tie (a == b) all of it goes to a, the first
+ * argument (PyTorch splits a tie half and half). */
+ox_tensor *ox_ag_maximum(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);
+ox_tensor *ox_ag_minimum(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);
 ox_tensor *ox_ag_neg(ox_ctx *ctx, ox_tensor *x);                 /* -x */
 ox_tensor *ox_ag_scale(ox_ctx *ctx, ox_tensor *x, double s);     /* s * x */
 ox_tensor *ox_ag_add_scalar(ox_ctx *ctx, ox_tensor *x, double c);/* x + c */
@@ -44,6 +49,13 @@ ox_tensor *ox_ag_softplus(ox_ctx *ctx, ox_tensor *x);            /* log(1 + e^x)
 ox_tensor *ox_ag_relu(ox_ctx *ctx, ox_tensor *x);                /* max(x, 0); gradient 0 at 0 */
 /* min(max(x, lo), hi); the gradient passes where lo < x < hi. */
 ox_tensor *ox_ag_clamp(ox_ctx *ctx, ox_tensor *x, double lo, double hi);
+/* |x|; the gradient is sign(x) dy, taken as 0 at x = 0 (the subgradient PyTorch uses). */
+ox_tensor *ox_ag_abs(ox_ctx *ctx, ox_tensor *x);
+/* x^p for a scalar exponent p (used as a float; must be finite), elementwise, as powf.
+ * Domain: any x when p is an integer; x > 0 when it is not (x < 0 gives NaN, as PyTorch, and x = 0 an
+ * infinite gradient when p < 1). Gradient: dx += p x^(p-1) dy, except p = 0: y = 1 and the gradient is 0
+ * everywhere, x = 0 included. p = 0, 1, 2, 3, 0.5 and -1 use exact cheap forms instead of powf. */
+ox_tensor *ox_ag_pow(ox_ctx *ctx, ox_tensor *x, double p);
 
 /* ---- comparisons (autograd/compare.c): masks, no gradient ----------------------------------------- */
 
