@@ -97,6 +97,18 @@ ox_tensor *ox_ag_mean_all(ox_ctx *ctx, ox_tensor *x);
 ox_tensor *ox_ag_max_all(ox_ctx *ctx, ox_tensor *x);
 ox_tensor *ox_ag_logsumexp_all(ox_ctx *ctx, ox_tensor *x);
 
+/* ---- moments (autograd/moments.c) ----------------------------------------------------------------- */
+
+/* Variance and standard deviation over one axis (torch.var / torch.std with `correction`), keepdim as
+ * the reductions above. With n the axis length, m = (1/n) sum_i x_i and d = max(n - correction, 0):
+ *     var = sum_i (x_i - m)^2 / d                 dx_i += dy 2 (x_i - m) / d
+ *     std = sqrt(var)                             dx_i += dy (x_i - m) / (d std)
+ * correction >= 0: 0 is the population variance, 1 the sample (Bessel) variance. d = 0 gives inf or NaN
+ * as in PyTorch, an empty axis NaN. The std gradient is 0 where std = 0 (a constant row; PyTorch: NaN).
+ *   ox_tensor *v = ox_ag_var(ctx, x, -1, 0, 1);            // [B, T, 1], LayerNorm's biased variance */
+ox_tensor *ox_ag_var(ox_ctx *ctx, ox_tensor *x, int axis, int64_t correction, int keepdim);
+ox_tensor *ox_ag_std(ox_ctx *ctx, ox_tensor *x, int axis, int64_t correction, int keepdim);
+
 /* ---- softmax (autograd/softmax.c), over the last axis -------------------------------------------- */
 
 ox_tensor *ox_ag_softmax(ox_ctx *ctx, ox_tensor *x);
