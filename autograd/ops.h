@@ -136,6 +136,11 @@ ox_tensor *ox_ag_take_last(ox_ctx *ctx, ox_tensor *x, const ox_tensor *idx);
 
 /* Concatenation of n tensors along `axis` (all other sizes equal). */
 ox_tensor *ox_ag_concat(ox_ctx *ctx, int n, ox_tensor *const *xs, int axis);
+/* n tensors of one shape S [d_0, ..., d_{r-1}] stacked along a new axis (torch.stack): y has rank r + 1,
+ * y.shape[axis] = n and select(y, axis, k) = xs[k]; axis in -(r+1) .. r (negative: counted from the end
+ * of y). y is contiguous. Backward: xs[k]'s gradient += select(dy, axis, k).
+ *   ox_tensor *h = ox_ag_stack(ctx, T, steps, 1);          // T tensors [B, D] -> [B, T, D] */
+ox_tensor *ox_ag_stack(ox_ctx *ctx, int n, ox_tensor *const *xs, int axis);
 /* n views of consecutive pieces of x along `axis`, of the given sizes (which must add up to the axis
  * length), written to outs[0..n-1]. */
 ox_status ox_ag_split(ox_ctx *ctx, ox_tensor *x, int axis, int n, const int64_t *sizes, ox_tensor **outs);
