@@ -109,6 +109,23 @@ ox_tensor *ox_ag_logsumexp_all(ox_ctx *ctx, ox_tensor *x);
 ox_tensor *ox_ag_var(ox_ctx *ctx, ox_tensor *x, int axis, int64_t correction, int keepdim);
 ox_tensor *ox_ag_std(ox_ctx *ctx, ox_tensor *x, int axis, int64_t correction, int keepdim);
 
+/* ---- the largest elements (autograd/topk.c) ------------------------------------------------------- */
+
+/* Order used by both: descending values, ties by the lowest index first, NaN above every number (several
+ * NaNs: the lowest index first). It is total, so results are unique and thread-count independent. */
+
+/* The index (I32) of the largest element along `axis`, i.e. of the first NaN if there is one, else of the
+ * first maximal element (torch.argmax up to NaN ties, where torch does not say which NaN). Result: x's
+ * shape without the axis, or with it as size 1 when keepdim. An empty axis is an error. No gradient (an
+ * index); the value is ox_ag_max's. */
+ox_tensor *ox_ag_argmax(ox_ctx *ctx, ox_tensor *x, int axis, int keepdim);
+/* The k largest elements along `axis`, in the order above (torch.topk with largest = sorted = true):
+ * *values (F32) and *indices (I32), both x's shape with the axis of size k (0 <= k <= its length), both
+ * arena tensors. Pass NULL for an output that is not wanted. The values carry a gradient:
+ * dx[..., indices[j], ...] += dvalues[..., j, ...] (the indices get none); outputs are NULL on error.
+ *   ox_tensor *v, *i;  ox_ag_topk(ctx, logits, 40, -1, &v, &i);    // [B, V] -> [B, 40] each */
+ox_status ox_ag_topk(ox_ctx *ctx, ox_tensor *x, int64_t k, int axis, ox_tensor **values, ox_tensor **indices);
+
 /* ---- softmax (autograd/softmax.c), over the last axis -------------------------------------------- */
 
 ox_tensor *ox_ag_softmax(ox_ctx *ctx, ox_tensor *x);
