@@ -44,7 +44,7 @@ static ox_tensor *compare(ox_ctx *ctx, enum cmp op, ox_tensor *a, ox_tensor *b)
     const char *name = cmp_names[op];
     if (ox_check_f32(ctx, name, a) || ox_check_f32(ctx, name, b))
         return NULL;
-    int64_t shape[OX_MAX_DIMS];
+    int64_t shape[OX_MAX_DIMS] = { 0 };
     int nd = ox_broadcast_shape(a, b, shape);
     if (nd < 0) {
         char b1[OX_SHAPE_BUF], b2[OX_SHAPE_BUF];

@@ -196,7 +196,7 @@ ox_tensor *ox_ag_stack(ox_ctx *ctx, int n, ox_tensor *const *xs, int axis)
         return ox_ag_concat(ctx, groups, parts, a);
     }
 
-    int64_t shape[OX_MAX_DIMS];
+    int64_t shape[OX_MAX_DIMS] = { 0 };
     for (int d = 0, j = 0; d < nd; d++)
         shape[d] = d == a ? n : x0->shape[j++];
     ox_tensor *y = ox_tensor_empty(ctx, OX_F32, nd, shape);

@@ -104,7 +104,7 @@ ox_tensor *ox_ag_argmax(ox_ctx *ctx, ox_tensor *x, int axis, int keepdim)
                     ox_shape_str(x, b));
         return NULL;
     }
-    int64_t shape[OX_MAX_DIMS];
+    int64_t shape[OX_MAX_DIMS] = { 0 };
     int nd = 0;
     for (int d = 0; d < x->ndim; d++)
         if (d != a || keepdim)
@@ -233,7 +233,7 @@ ox_status ox_ag_topk(ox_ctx *ctx, ox_tensor *x, int64_t k, int axis, ox_tensor *
     if (k < 0 || k > n)
         return ox_ctx_fail(ctx, OX_ERR_ARG, "topk: k = %lld is outside 0..%lld, the length of axis %d of %s",
                            (long long)k, (long long)n, axis, ox_shape_str(x, b));
-    int64_t shape[OX_MAX_DIMS];
+    int64_t shape[OX_MAX_DIMS] = { 0 };
     for (int d = 0; d < x->ndim; d++)
         shape[d] = d == a ? k : x->shape[d];
     /* the indices live as long as the values: backward reads them */

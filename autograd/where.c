@@ -147,7 +147,7 @@ static ox_tensor *select_op(ox_ctx *ctx, enum sel kind, int n, const ox_tensor *
     for (int k = 0; k < n; k++)
         if (ox_check_f32(ctx, name, ops[k]))
             return NULL;
-    int64_t shape[OX_MAX_DIMS];
+    int64_t shape[OX_MAX_DIMS] = { 0 };
     int nd = broadcast_n(ctx, name, n, ops, shape);
     if (nd < 0)
         return NULL;
