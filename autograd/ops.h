@@ -11,7 +11,8 @@
  *  - A NULL input, or an error already recorded in ctx, makes an op return NULL at once; an invalid
  *    argument records an error naming the shapes and returns NULL. No op aborts or prints.
  *  - Axes may be negative (counted from the end).
- *  - F32 only, except the index arguments of the gather/scatter ops (I32).
+ *  - F32 only, except the index arguments of the gather/scatter ops and the indices that argmax and
+ *    topk return (I32). Comparisons return F32 0/1 masks.
  *  - Results are bit-identical for the same inputs and thread count (no float atomics, no OpenMP
  *    reductions; partial sums are combined in a fixed order).
  *
@@ -115,9 +116,9 @@ ox_tensor *ox_ag_std(ox_ctx *ctx, ox_tensor *x, int axis, int64_t correction, in
  * NaNs: the lowest index first). It is total, so results are unique and thread-count independent. */
 
 /* The index (I32) of the largest element along `axis`, i.e. of the first NaN if there is one, else of the
- * first maximal element (torch.argmax up to NaN ties, where torch does not say which NaN). Result: x's
- * shape without the axis, or with it as size 1 when keepdim. An empty axis is an error. No gradient (an
- * index); the value is ox_ag_max's. */
+ * first maximal element (as torch.argmax: NaN counts as the largest, the first of several maxima).
+ * Result: x's shape without the axis, or with it as size 1 when keepdim. An empty axis is an error.
+ * No gradient (an index; never recorded); the element it points at is the one ox_ag_max picks. */
 ox_tensor *ox_ag_argmax(ox_ctx *ctx, ox_tensor *x, int axis, int keepdim);
 /* The k largest elements along `axis`, in the order above (torch.topk with largest = sorted = true):
  * *values (F32) and *indices (I32), both x's shape with the axis of size k (0 <= k <= its length), both

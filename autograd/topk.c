@@ -13,7 +13,8 @@
  *  - k <= TOPK_INSERT: one pass keeping the k best so far sorted (a candidate that does not beat the
  *    current k-th is rejected by one comparison; candidates come in index order, so an equal value never
  *    moves past an earlier one);
- *  - larger k: qsort of the whole row with the order above, then its first k.
+ *  - larger k: a bottom-up merge sort of the whole row with the order above (in the scratch, no
+ *    allocation: the C library's qsort may malloc), then its first k.
  * Rows run in parallel (OpenMP, static schedule, one scratch row per thread) when x has at least
  * OX_PARALLEL_MIN elements. Backward of the values: dx[idx_j] += dy_j along each row (the k indices of a
  * row are distinct, so no two updates collide). Saved: the indices [outer, k, inner]. */
@@ -22,7 +23,6 @@
 #include "tensor/iter.h"
 
 #include <omp.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define TOPK_INSERT 64      /* k up to which the one-pass insertion is used instead of a full sort */
@@ -139,14 +139,32 @@ struct pair {
     int32_t i;
 };
 
-static int pair_cmp(const void *pa, const void *pb)
+/* Sorts a[0 .. n-1] into the order of `before`, using tmp (n pairs): bottom-up merge sort, runs of width
+ * w = 1, 2, 4, ... merged back and forth between a and tmp. */
+static void sort_pairs(struct pair *a, struct pair *tmp, int64_t n)
 {
-    const struct pair *a = pa, *b = pb;
-    return before(a->v, a->i, b->v, b->i) ? -1 : before(b->v, b->i, a->v, a->i) ? 1 : 0;
+    struct pair *src = a, *dst = tmp;
+    for (int64_t w = 1; w < n; w *= 2) {
+        for (int64_t lo = 0; lo < n; lo += 2 * w) {
+            int64_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            int64_t i = lo, j = mid, o = lo;
+            while (i < mid && j < hi)
+                dst[o++] = before(src[j].v, src[j].i, src[i].v, src[i].i) ? src[j++] : src[i++];
+            while (i < mid)
+                dst[o++] = src[i++];
+            while (j < hi)
+                dst[o++] = src[j++];
+        }
+        struct pair *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a)
+        memcpy(a, src, sizeof *a * (size_t)n);
 }
 
 /* Row (o, c) of x [outer, n, inner] -> values / indices [outer, k, inner] at (o, :, c). row: scratch of
- * n pairs (the sort path) or k pairs (the insertion path). */
+ * 2n pairs (the sort path) or k pairs (the insertion path). */
 static void topk_row(const float *x, float *vals, int32_t *idx, struct pair *row, int64_t o, int64_t c, int64_t n,
                      int64_t inner, int64_t k)
 {
@@ -156,7 +174,7 @@ static void topk_row(const float *x, float *vals, int32_t *idx, struct pair *row
             row[i].v = xr[i * inner];
             row[i].i = (int32_t)i;
         }
-        qsort(row, (size_t)n, sizeof *row, pair_cmp);
+        sort_pairs(row, row + n, n);
     } else {
         int64_t cnt = 0;
         for (int64_t i = 0; i < n; i++) {
@@ -245,7 +263,7 @@ ox_status ox_ag_topk(ox_ctx *ctx, ox_tensor *x, int64_t k, int axis, ox_tensor *
     if (rows > 0 && k > 0) {
         ox_arena_mark mark = ox_arena_get_mark(&ctx->arena);
         int nt = ctx->n_threads > 1 && rows > 1 && outer * n * inner >= OX_PARALLEL_MIN ? ctx->n_threads : 1;
-        int64_t row_len = k > TOPK_INSERT ? n : k;
+        int64_t row_len = k > TOPK_INSERT ? 2 * n : k;
         ox_tensor *xc = ox_tensor_contiguous(ctx, x);
         struct pair *scratch = ox_ctx_alloc(ctx, sizeof(struct pair) * (size_t)(row_len * nt));
         if (xc && scratch) {
