@@ -4,7 +4,9 @@
  * op is outside each inner loop, so every inner loop is a plain vectorisable C loop.
  * Backward: each input's gradient g (contiguous, the input's shape) is expanded to the output's shape
  * and updated in place, g += dy * df/dinput; where the input was broadcast the expanded g has stride-0
- * axes, and those updates run on one thread, in order, so sums never depend on thread timing. */
+ * axes, and those updates run on one thread, in order, so sums never depend on thread timing.
+ * Kinks (semantics in ops.h): relu and abs take the gradient 0 at 0, clamp passes it strictly inside the
+ * bounds, maximum / minimum send all of it to the first argument on a tie. */
 #include "autograd/ops.h"
 #include "tensor/iter.h"
 #include "tensor/vmath.h"
@@ -12,12 +14,17 @@
 #include <math.h>
 
 enum ew {
-    EW_ADD, EW_SUB, EW_MUL, EW_DIV,
+    EW_ADD, EW_SUB, EW_MUL, EW_DIV, EW_MINIMUM, EW_MAXIMUM,
     EW_NEG, EW_SCALE, EW_ADD_SCALAR, EW_EXP, EW_LOG, EW_SQRT, EW_RSQRT, EW_SQUARE,
-    EW_TANH, EW_SIGMOID, EW_SILU, EW_SOFTPLUS, EW_RELU, EW_CLAMP
+    EW_TANH, EW_SIGMOID, EW_SILU, EW_SOFTPLUS, EW_RELU, EW_CLAMP, EW_ABS, EW_POW
 };
 
 static inline float sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }
+
+/* maximum / minimum pick a when it wins, ties included, or when it is NaN; b otherwise (so a NaN on
+ * either side gives NaN). The gradient follows the pick: all of it to a on ties. */
+static inline int max_takes_a(float a, float b) { return a >= b || a != a; }
+static inline int min_takes_a(float a, float b) { return a <= b || a != a; }
 
 /* ---------------------------------------------------------------- forward kernels */
 
@@ -39,6 +46,12 @@ static void binary_seg(void *arg, int64_t n, const int64_t *off, const int64_t *
     case EW_SUB: for (int64_t i = 0; i < n; i++) y[i * sy] = a[i * sa] - b[i * sb]; break;
     case EW_MUL: for (int64_t i = 0; i < n; i++) y[i * sy] = a[i * sa] * b[i * sb]; break;
     case EW_DIV: for (int64_t i = 0; i < n; i++) y[i * sy] = a[i * sa] / b[i * sb]; break;
+    case EW_MAXIMUM:
+        for (int64_t i = 0; i < n; i++) y[i * sy] = max_takes_a(a[i * sa], b[i * sb]) ? a[i * sa] : b[i * sb];
+        break;
+    case EW_MINIMUM:
+        for (int64_t i = 0; i < n; i++) y[i * sy] = min_takes_a(a[i * sa], b[i * sb]) ? a[i * sa] : b[i * sb];
+        break;
     default: break;
     }
 }
@@ -75,6 +88,23 @@ static void unary_seg(void *arg, int64_t n, const int64_t *off, const int64_t *s
         break;
     case EW_RELU: for (int64_t i = 0; i < n; i++) y[i * sy] = fmaxf(x[i * sx], 0.0f); break;
     case EW_CLAMP: for (int64_t i = 0; i < n; i++) y[i * sy] = fminf(fmaxf(x[i * sx], p0), p1); break;
+    case EW_ABS: for (int64_t i = 0; i < n; i++) y[i * sy] = fabsf(x[i * sx]); break;
+    case EW_POW:        /* exponents with an exact cheap form skip powf (which does not vectorise) */
+        if (p0 == 0.0f)
+            for (int64_t i = 0; i < n; i++) y[i * sy] = 1.0f;
+        else if (p0 == 1.0f)
+            for (int64_t i = 0; i < n; i++) y[i * sy] = x[i * sx];
+        else if (p0 == 2.0f)
+            for (int64_t i = 0; i < n; i++) y[i * sy] = x[i * sx] * x[i * sx];
+        else if (p0 == 3.0f)
+            for (int64_t i = 0; i < n; i++) y[i * sy] = x[i * sx] * x[i * sx] * x[i * sx];
+        else if (p0 == 0.5f)
+            for (int64_t i = 0; i < n; i++) y[i * sy] = sqrtf(x[i * sx]);
+        else if (p0 == -1.0f)
+            for (int64_t i = 0; i < n; i++) y[i * sy] = 1.0f / x[i * sx];
+        else
+            for (int64_t i = 0; i < n; i++) y[i * sy] = powf(x[i * sx], p0);
+        break;
     default: break;
     }
 }
@@ -133,6 +163,14 @@ static void binary_grad_seg(void *arg, int64_t n, const int64_t *off, const int6
                 g[i * sg] -= dy[i * sd] * a[i * sa] / (bi * bi);
             }
         break;
+    case EW_MAXIMUM:
+        if (wa) GRAD_LOOP(max_takes_a(a[i * sa], b[i * sb]) ? dy[i * sd] : 0.0f);
+        else    GRAD_LOOP(max_takes_a(a[i * sa], b[i * sb]) ? 0.0f : dy[i * sd]);
+        break;
+    case EW_MINIMUM:
+        if (wa) GRAD_LOOP(min_takes_a(a[i * sa], b[i * sb]) ? dy[i * sd] : 0.0f);
+        else    GRAD_LOOP(min_takes_a(a[i * sa], b[i * sb]) ? 0.0f : dy[i * sd]);
+        break;
     default: break;
     }
 }
@@ -187,6 +225,28 @@ static void unary_grad_seg(void *arg, int64_t n, const int64_t *off, const int64
             g[i * sg] += (xi > p0 && xi < p1) ? dy[i * sd] : 0.0f;
         }
         break;
+    case EW_ABS:        /* sign(x), 0 at x = 0 */
+        for (int64_t i = 0; i < n; i++) {
+            float xi = x[i * sx];
+            g[i * sg] += xi > 0.0f ? dy[i * sd] : xi < 0.0f ? -dy[i * sd] : 0.0f;
+        }
+        break;
+    case EW_POW:        /* p x^(p-1); 0 for p = 0 (y = 1 everywhere, also at x = 0) */
+        if (p0 == 0.0f)
+            break;
+        else if (p0 == 1.0f)
+            for (int64_t i = 0; i < n; i++) g[i * sg] += dy[i * sd];
+        else if (p0 == 2.0f)
+            for (int64_t i = 0; i < n; i++) g[i * sg] += 2.0f * x[i * sx] * dy[i * sd];
+        else if (p0 == 3.0f)
+            for (int64_t i = 0; i < n; i++) g[i * sg] += 3.0f * (x[i * sx] * x[i * sx]) * dy[i * sd];
+        else if (p0 == 0.5f)
+            for (int64_t i = 0; i < n; i++) g[i * sg] += 0.5f * dy[i * sd] / y[i * sy];
+        else if (p0 == -1.0f)
+            for (int64_t i = 0; i < n; i++) g[i * sg] -= dy[i * sd] * (y[i * sy] * y[i * sy]);
+        else
+            for (int64_t i = 0; i < n; i++) g[i * sg] += dy[i * sd] * p0 * powf(x[i * sx], p0 - 1.0f);
+        break;
     default: break;
     }
 }
@@ -232,7 +292,8 @@ static const ox_ag_op binary_op = { "elementwise binary", binary_backward };
 
 static const char *binary_name(enum ew op)
 {
-    return op == EW_ADD ? "add" : op == EW_SUB ? "sub" : op == EW_MUL ? "mul" : "div";
+    return op == EW_ADD ? "add" : op == EW_SUB ? "sub" : op == EW_MUL ? "mul" : op == EW_DIV ? "div"
+         : op == EW_MAXIMUM ? "maximum" : "minimum";
 }
 
 static ox_tensor *binary(ox_ctx *ctx, enum ew op, ox_tensor *a, ox_tensor *b)
@@ -306,6 +367,8 @@ ox_tensor *ox_ag_add(ox_ctx *ctx, ox_tensor *a, ox_tensor *b) { return binary(ct
 ox_tensor *ox_ag_sub(ox_ctx *ctx, ox_tensor *a, ox_tensor *b) { return binary(ctx, EW_SUB, a, b); }
 ox_tensor *ox_ag_mul(ox_ctx *ctx, ox_tensor *a, ox_tensor *b) { return binary(ctx, EW_MUL, a, b); }
 ox_tensor *ox_ag_div(ox_ctx *ctx, ox_tensor *a, ox_tensor *b) { return binary(ctx, EW_DIV, a, b); }
+ox_tensor *ox_ag_maximum(ox_ctx *ctx, ox_tensor *a, ox_tensor *b) { return binary(ctx, EW_MAXIMUM, a, b); }
+ox_tensor *ox_ag_minimum(ox_ctx *ctx, ox_tensor *a, ox_tensor *b) { return binary(ctx, EW_MINIMUM, a, b); }
 ox_tensor *ox_ag_neg(ox_ctx *ctx, ox_tensor *x) { return unary(ctx, EW_NEG, x, 0, 0); }
 ox_tensor *ox_ag_scale(ox_ctx *ctx, ox_tensor *x, double s) { return unary(ctx, EW_SCALE, x, s, 0); }
 ox_tensor *ox_ag_add_scalar(ox_ctx *ctx, ox_tensor *x, double c) { return unary(ctx, EW_ADD_SCALAR, x, c, 0); }
@@ -319,6 +382,7 @@ ox_tensor *ox_ag_sigmoid(ox_ctx *ctx, ox_tensor *x) { return unary(ctx, EW_SIGMO
 ox_tensor *ox_ag_silu(ox_ctx *ctx, ox_tensor *x) { return unary(ctx, EW_SILU, x, 0, 0); }
 ox_tensor *ox_ag_softplus(ox_ctx *ctx, ox_tensor *x) { return unary(ctx, EW_SOFTPLUS, x, 0, 0); }
 ox_tensor *ox_ag_relu(ox_ctx *ctx, ox_tensor *x) { return unary(ctx, EW_RELU, x, 0, 0); }
+ox_tensor *ox_ag_abs(ox_ctx *ctx, ox_tensor *x) { return unary(ctx, EW_ABS, x, 0, 0); }
 
 ox_tensor *ox_ag_clamp(ox_ctx *ctx, ox_tensor *x, double lo, double hi)
 {
@@ -327,4 +391,13 @@ ox_tensor *ox_ag_clamp(ox_ctx *ctx, ox_tensor *x, double lo, double hi)
         return NULL;
     }
     return unary(ctx, EW_CLAMP, x, lo, hi);
+}
+
+ox_tensor *ox_ag_pow(ox_ctx *ctx, ox_tensor *x, double p)
+{
+    if (!ctx->status && !isfinite((float)p)) {
+        ox_ctx_fail(ctx, OX_ERR_ARG, "pow: the exponent must be a finite float, got %g", p);
+        return NULL;
+    }
+    return unary(ctx, EW_POW, x, p, 0);
 }

@@ -11,7 +11,8 @@
  *  - A NULL input, or an error already recorded in ctx, makes an op return NULL at once; an invalid
  *    argument records an error naming the shapes and returns NULL. No op aborts or prints.
  *  - Axes may be negative (counted from the end).
- *  - F32 only, except the index arguments of the gather/scatter ops (I32).
+ *  - F32 only, except the index arguments of the gather/scatter ops and the indices that argmax and
+ *    topk return (I32). Comparisons return F32 0/1 masks.
  *  - Results are bit-identical for the same inputs and thread count (no float atomics, no OpenMP
  *    reductions; partial sums are combined in a fixed order).
  *
@@ -29,6 +30,11 @@ ox_tensor *ox_ag_add(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);   /* a + b */
 ox_tensor *ox_ag_sub(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);   /* a - b */
 ox_tensor *ox_ag_mul(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);   /* a * b */
 ox_tensor *ox_ag_div(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);   /* a / b */
+/* max(a, b) and min(a, b) elementwise (torch.maximum / torch.minimum): a NaN on either side gives NaN.
+ * The gradient goes to the operand that was picked; on a tie (a == b) all of it goes to a, the first
+ * argument (PyTorch splits a tie half and half). */
+ox_tensor *ox_ag_maximum(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);
+ox_tensor *ox_ag_minimum(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);
 ox_tensor *ox_ag_neg(ox_ctx *ctx, ox_tensor *x);                 /* -x */
 ox_tensor *ox_ag_scale(ox_ctx *ctx, ox_tensor *x, double s);     /* s * x */
 ox_tensor *ox_ag_add_scalar(ox_ctx *ctx, ox_tensor *x, double c);/* x + c */
@@ -44,6 +50,40 @@ ox_tensor *ox_ag_softplus(ox_ctx *ctx, ox_tensor *x);            /* log(1 + e^x)
 ox_tensor *ox_ag_relu(ox_ctx *ctx, ox_tensor *x);                /* max(x, 0); gradient 0 at 0 */
 /* min(max(x, lo), hi); the gradient passes where lo < x < hi. */
 ox_tensor *ox_ag_clamp(ox_ctx *ctx, ox_tensor *x, double lo, double hi);
+/* |x|; the gradient is sign(x) dy, taken as 0 at x = 0 (the subgradient PyTorch uses). */
+ox_tensor *ox_ag_abs(ox_ctx *ctx, ox_tensor *x);
+/* x^p for a scalar exponent p (used as a float; must be finite), elementwise, as powf.
+ * Domain: any x when p is an integer; x > 0 when it is not (x < 0 gives NaN, as PyTorch, and x = 0 an
+ * infinite gradient when p < 1). Gradient: dx += p x^(p-1) dy, except p = 0: y = 1 and the gradient is 0
+ * everywhere, x = 0 included. p = 0, 1, 2, 3, 0.5 and -1 use exact cheap forms instead of powf. */
+ox_tensor *ox_ag_pow(ox_ctx *ctx, ox_tensor *x, double p);
+
+/* ---- comparisons (autograd/compare.c): masks, no gradient ----------------------------------------- */
+
+/* y = (a OP b) ? 1 : 0 elementwise, a and b F32 and broadcast (numpy rules) to y's shape; y is F32.
+ * IEEE semantics as in PyTorch: any comparison with a NaN is 0, except ne, which is 1. The result is a
+ * constant mask: never recorded, never requires a gradient (no gradient reaches a or b through it).
+ * Use it as the cond of ox_ag_where / the mask of ox_ag_masked_fill, or multiply it in.
+ *   ox_tensor *pos = ox_ag_gt(ctx, x, ox_tensor_zeros(ctx, OX_F32, 0, NULL));   // x > 0 */
+ox_tensor *ox_ag_eq(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);    /* a == b */
+ox_tensor *ox_ag_ne(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);    /* a != b */
+ox_tensor *ox_ag_lt(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);    /* a <  b */
+ox_tensor *ox_ag_le(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);    /* a <= b */
+ox_tensor *ox_ag_gt(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);    /* a >  b */
+ox_tensor *ox_ag_ge(ox_ctx *ctx, ox_tensor *a, ox_tensor *b);    /* a >= b */
+
+/* ---- selection by a mask (autograd/where.c) ------------------------------------------------------- */
+
+/* y = cond != 0 ? a : b elementwise; cond, a and b are F32 and broadcast together (numpy rules) to y's
+ * shape. cond is a mask (the comparisons give 0/1; any nonzero value, NaN included, picks a) and gets no
+ * gradient. Backward: da += dy where cond != 0, db += dy where cond == 0, each summed over the axes along
+ * which that input was broadcast. cond must stay valid until backward.
+ *   ox_tensor *y = ox_ag_where(ctx, ox_ag_gt(ctx, x, zero), x, ox_ag_scale(ctx, x, 0.1));  // leaky relu */
+ox_tensor *ox_ag_where(ox_ctx *ctx, const ox_tensor *cond, ox_tensor *a, ox_tensor *b);
+/* y = mask != 0 ? value : x elementwise (PyTorch's masked_fill); x and mask are F32 and broadcast
+ * together to y's shape; value may be +-INFINITY (a score mask). Backward: dx += dy where mask == 0,
+ * summed over x's broadcast axes; the mask gets no gradient and must stay valid until backward. */
+ox_tensor *ox_ag_masked_fill(ox_ctx *ctx, ox_tensor *x, const ox_tensor *mask, double value);
 
 /* ---- reductions (autograd/reduce.c) -------------------------------------------------------------- */
 
@@ -57,6 +97,35 @@ ox_tensor *ox_ag_sum_all(ox_ctx *ctx, ox_tensor *x);
 ox_tensor *ox_ag_mean_all(ox_ctx *ctx, ox_tensor *x);
 ox_tensor *ox_ag_max_all(ox_ctx *ctx, ox_tensor *x);
 ox_tensor *ox_ag_logsumexp_all(ox_ctx *ctx, ox_tensor *x);
+
+/* ---- moments (autograd/moments.c) ----------------------------------------------------------------- */
+
+/* Variance and standard deviation over one axis (torch.var / torch.std with `correction`), keepdim as
+ * the reductions above. With n the axis length, m = (1/n) sum_i x_i and d = max(n - correction, 0):
+ *     var = sum_i (x_i - m)^2 / d                 dx_i += dy 2 (x_i - m) / d
+ *     std = sqrt(var)                             dx_i += dy (x_i - m) / (d std)
+ * correction >= 0: 0 is the population variance, 1 the sample (Bessel) variance. d = 0 gives inf or NaN
+ * as in PyTorch, an empty axis NaN. The std gradient is 0 where std = 0 (a constant row; PyTorch: NaN).
+ *   ox_tensor *v = ox_ag_var(ctx, x, -1, 0, 1);            // [B, T, 1], LayerNorm's biased variance */
+ox_tensor *ox_ag_var(ox_ctx *ctx, ox_tensor *x, int axis, int64_t correction, int keepdim);
+ox_tensor *ox_ag_std(ox_ctx *ctx, ox_tensor *x, int axis, int64_t correction, int keepdim);
+
+/* ---- the largest elements (autograd/topk.c) ------------------------------------------------------- */
+
+/* Order used by both: descending values, ties by the lowest index first, NaN above every number (several
+ * NaNs: the lowest index first). It is total, so results are unique and thread-count independent. */
+
+/* The index (I32) of the largest element along `axis`, i.e. of the first NaN if there is one, else of the
+ * first maximal element (as torch.argmax: NaN counts as the largest, the first of several maxima).
+ * Result: x's shape without the axis, or with it as size 1 when keepdim. An empty axis is an error.
+ * No gradient (an index; never recorded); the element it points at is the one ox_ag_max picks. */
+ox_tensor *ox_ag_argmax(ox_ctx *ctx, ox_tensor *x, int axis, int keepdim);
+/* The k largest elements along `axis`, in the order above (torch.topk with largest = sorted = true):
+ * *values (F32) and *indices (I32), both x's shape with the axis of size k (0 <= k <= its length), both
+ * arena tensors. Pass NULL for an output that is not wanted. The values carry a gradient:
+ * dx[..., indices[j], ...] += dvalues[..., j, ...] (the indices get none); outputs are NULL on error.
+ *   ox_tensor *v, *i;  ox_ag_topk(ctx, logits, 40, -1, &v, &i);    // [B, V] -> [B, 40] each */
+ox_status ox_ag_topk(ox_ctx *ctx, ox_tensor *x, int64_t k, int axis, ox_tensor **values, ox_tensor **indices);
 
 /* ---- softmax (autograd/softmax.c), over the last axis -------------------------------------------- */
 
@@ -85,6 +154,11 @@ ox_tensor *ox_ag_take_last(ox_ctx *ctx, ox_tensor *x, const ox_tensor *idx);
 
 /* Concatenation of n tensors along `axis` (all other sizes equal). */
 ox_tensor *ox_ag_concat(ox_ctx *ctx, int n, ox_tensor *const *xs, int axis);
+/* n tensors of one shape S [d_0, ..., d_{r-1}] stacked along a new axis (torch.stack): y has rank r + 1,
+ * y.shape[axis] = n and select(y, axis, k) = xs[k]; axis in -(r+1) .. r (negative: counted from the end
+ * of y). y is contiguous. Backward: xs[k]'s gradient += select(dy, axis, k).
+ *   ox_tensor *h = ox_ag_stack(ctx, T, steps, 1);          // T tensors [B, D] -> [B, T, D] */
+ox_tensor *ox_ag_stack(ox_ctx *ctx, int n, ox_tensor *const *xs, int axis);
 /* n views of consecutive pieces of x along `axis`, of the given sizes (which must add up to the axis
  * length), written to outs[0..n-1]. */
 ox_status ox_ag_split(ox_ctx *ctx, ox_tensor *x, int axis, int n, const int64_t *sizes, ox_tensor **outs);
