@@ -170,11 +170,6 @@ fuzz-run: $(FUZZERS:%=$(BUILD)/fuzz/%)
 	    grep -E "^stat::number_of_executed_units|^Done" $(BUILD)/fuzz/$$f.log; \
 	done
 
-# The mode SPEC harness calls bin/oryx's parser (cli/spec.c and what it uses from cli/common.c).
-$(BUILD)/fuzz/fuzz_modes: $(BUILD)/obj/fuzz/fuzz_modes.o $(BUILD)/obj/cli/spec.o $(BUILD)/obj/cli/common.o $(STATIC)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $(filter %.o,$^) $(STATIC) $(LDLIBS)
-
 $(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/%.o $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(STATIC) $(LDLIBS)

@@ -9,6 +9,7 @@
 
 #include "autograd/tape.h"
 #include "cli/cli.h"
+#include "tensor/alloc.h"
 #include "models/oryx/inspect.h"
 #include "plot/chart.h"
 
@@ -23,8 +24,8 @@ static const char attn_help[] =
     "  --prompt TEXT       the token sequence, 1 to 512 bytes (default: a line of Shakespeare)\n"
     "  --layer L           layer, 0-based (default: the last layer with attention)\n"
     "  --head H            head, 0-based (default 0)\n"
-    "  --modes SPEC        attn | lin | mixed:<f> | every:<N> | file of 'a'/'l' (default attn)\n"
-    "  --seed S            seed of mixed:<f> maps (default 1234)\n"
+    "  --modes SPEC        attn | lin | mixed | chunks:<f> | every:<N> | file of 'a'/'l' (default attn)\n"
+    "  --seed S            seed of the random maps (mixed, chunks:<f>) (default 1234)\n"
     "  --out FILE.png      the picture to write (required)\n"
     "  --threads N         threads, 0 = all cores (default 0)\n"
     "  -h, --help          this text\n";
@@ -68,16 +69,18 @@ int cli_attention(int argc, char **argv)
     int64_t T = (int64_t)strlen(prompt);
     if (T < 1 || T > ATTN_MAX_T)
         return cli_fail(CLI_ERR_USAGE, A, "--prompt has %lld bytes; give 1 to %d", (long long)T, ATTN_MAX_T);
-    cli_spec spec;
-    if (cli_spec_parse(A, modes, 0, &spec))
-        return CLI_ERR_USAGE;
+    ox_oryx_map_spec spec;
+    int64_t *spec_pos = NULL;
+    int code = cli_map_parse(A, modes, 0, &spec, &spec_pos);
+    if (code)
+        return code;
+    spec.seed = (uint64_t)seed;
 
     ox_ctx *ctx = ox_ctx_new();
     ox_oryx_model m;
     memset(&m, 0, sizeof m);
     int32_t *map = malloc(sizeof *map * (size_t)T);
     float *vals = malloc(sizeof *vals * (size_t)(T * T));
-    int code = 0;
     if (!ctx || !map || !vals)
         code = cli_fail(CLI_ERR_RUN, A, "out of memory");
     if (!code)
@@ -96,7 +99,8 @@ int cli_attention(int argc, char **argv)
                         (long long)cfg->n_heads, (long long)layer, (long long)head);
         goto done;
     }
-    cli_spec_fill(&spec, (uint64_t)seed, 0, 0, T, 0, map);
+    if ((code = cli_map_row(ctx, A, &spec, 0, T, map)))
+        goto done;
     ox_tensor *tok = ox_tensor_empty(ctx, OX_I32, OX_DIMS(1, T));
     ox_tensor *mode = ox_tensor_empty(ctx, OX_I32, OX_DIMS(1, T));
     if (tok && mode)
@@ -119,7 +123,7 @@ int cli_attention(int argc, char **argv)
     }
     char title[128];
     snprintf(title, sizeof title, "attention: layer %lld, head %lld (%s, modes %s)", (long long)layer,
-             (long long)head, ox_oryx_config_arch(cfg), spec.text);
+             (long long)head, ox_oryx_config_arch(cfg), modes);
     ox_plot_heatmap hm = { .title = title, .xlabel = "key position", .ylabel = "query position", .values = vals,
                            .rows = T, .cols = T };
     if (ox_plot_heatmap_png(ctx, &hm, out)) {
@@ -127,13 +131,13 @@ int cli_attention(int argc, char **argv)
         goto done;
     }
     printf("wrote %s: layer %lld head %lld, %lld tokens, %lld attending rows (%s)\n", out, (long long)layer,
-           (long long)head, (long long)T, (long long)n_rows, spec.text);
+           (long long)head, (long long)T, (long long)n_rows, modes);
 done:
     ox_oryx_model_free(&m);
     if (ctx)
         ox_ctx_free(ctx);
     free(map);
     free(vals);
-    cli_spec_free(&spec);
+    ox_free(spec_pos);
     return code;
 }

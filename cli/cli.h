@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "models/oryx/model.h"
+#include "models/oryx/modes.h"
 
 enum { CLI_OK = 0, CLI_ERR_RUN = 1, CLI_ERR_USAGE = 2, CLI_ERR_INPUT = 3, CLI_ERR_INTERRUPTED = 130 };
 
@@ -58,51 +59,18 @@ int cli_load_model(ox_ctx *ctx, const char *cmd, const char *ckpt, ox_oryx_model
                    int64_t *train_seq_len);
 
 /* ---- mode SPECs ---------------------------------------------------------------------------------------
- * attn | lin | mixed:<f> (each 64-token chunk ATTN with probability f, drawn from the seed) |
- * every:<N> (positions p with p % N == N-1 are ATTN) | prompt-attn (generate only: prompt ATTN, generated
- * LIN) | the path of a file of 'a'/'l' characters, whitespace ignored, one per position (past its end LIN). */
-typedef enum cli_spec_kind {
-    CLI_SPEC_ATTN,
-    CLI_SPEC_LIN,
-    CLI_SPEC_MIXED,
-    CLI_SPEC_EVERY,
-    CLI_SPEC_PROMPT_ATTN,
-    CLI_SPEC_FILE
-} cli_spec_kind;
+ * The library's vocabulary (models/oryx/modes.h, ox_oryx_map_parse): attn | lin | mixed (MODELS 8) |
+ * chunks:<f> (each 64-token chunk ATTN with probability f, drawn from the seed) | every:<N> (positions p with
+ * p % N == N-1 are ATTN) | prompt-attn (generate only: prompt ATTN, generated LIN) | the path of a file of
+ * 'a'/'l' characters, whitespace ignored, one per position (past its end LIN). */
 
-#define CLI_SPEC_CHUNK 64
+/* ox_oryx_map_parse (files accepted) with one line naming the SPEC on error: 0 or CLI_ERR_USAGE (a file that
+ * cannot be read: CLI_ERR_INPUT). spec->seed is left for the caller; *owned: ox_free. */
+int cli_map_parse(const char *cmd, const char *text, unsigned accept, ox_oryx_map_spec *spec, int64_t **owned);
 
-typedef struct cli_spec {
-    cli_spec_kind kind;
-    double fraction;        /* MIXED: probability that a chunk is ATTN, in [0, 1] */
-    int64_t every;          /* EVERY: N >= 1 */
-    uint8_t *map;           /* FILE: heap, one entry per position (1 = ATTN, 0 = LIN) */
-    int64_t map_len;
-    char text[64];          /* the SPEC as given (file specs: "file:<name>" shortened), for messages */
-} cli_spec;
-
-/* Parses s into *spec. allow_prompt: whether prompt-attn is accepted (generate only). Returns 0, or prints
- * one line naming the SPEC and what is accepted and returns CLI_ERR_USAGE. Free with cli_spec_free. */
-int cli_spec_parse(const char *cmd, const char *s, int allow_prompt, cli_spec *spec);
-void cli_spec_free(cli_spec *spec);
-
-/* Fills map[0..n-1] with the modes of positions pos0 .. pos0+n-1 of sequence `seq` (1 = ATTN, 0 = LIN).
- * MIXED draws chunk c (chunk = position / 64) of sequence seq from the stream ox_oryx_modes_stream(seed,
- * seq, c): the same seed gives the same map. PROMPT_ATTN: positions < n_prompt are ATTN. */
-void cli_spec_fill(const cli_spec *spec, uint64_t seed, int64_t seq, int64_t pos0, int64_t n, int64_t n_prompt,
-                   int32_t *map);
-
-/* Scores text as eval does: consecutive non-overlapping windows of T bytes of data[0..len-1] (the last one
- * may be shorter), each predicting its bytes 2..n from the previous ones under the modes of `spec` (window w
- * is sequence w of the spec), `batch` full windows per forward pass, at most max_windows windows (<= 0: all).
- * Adds the summed loss in nats to *nats and the number of predicted bytes to *count. Gradients are off
- * during the call and the context is reset (ox_ctx_reset) after every batch, so the caller must hold no
- * arena tensors across it. Unlike ox_oryx_evaluate_bytes (train.h), whose maps come from an
- * ox_oryx_map_spec (the same map for every window), the maps here follow the SPEC window by window
- * (mixed:<f> draws each window's chunks from its own stream). Returns OX_OK or the library's error (in ctx). */
-ox_status cli_score(ox_ctx *ctx, const ox_oryx_model *m, const uint8_t *data, int64_t len, int64_t T,
-                    const cli_spec *spec, uint64_t seed, int64_t batch, int64_t max_windows, double *nats,
-                    int64_t *count);
+/* Fills map[0..n-1] with the modes of sequence `seq` (the map of call `seq`, row 0: ox_oryx_map_build), using
+ * ctx's arena for scratch (rewound). 0, or an exit code after one line on stderr. */
+int cli_map_row(ox_ctx *ctx, const char *cmd, const ox_oryx_map_spec *spec, uint64_t seq, int64_t n, int32_t *map);
 
 /* The subcommands: argc/argv start at the subcommand's name. Each returns an exit code. */
 int cli_train(int argc, char **argv);

@@ -13,6 +13,7 @@
 
 #include "autograd/tape.h"
 #include "cli/cli.h"
+#include "tensor/alloc.h"
 #include "models/oryx/generate.h"
 
 static const char gen_help[] =
@@ -22,7 +23,7 @@ static const char gen_help[] =
     "  --ckpt CKPT         checkpoint (default runs/oryx)\n"
     "  --prompt TEXT       the text to continue (default \"ROMEO:\\n\")\n"
     "  --tokens N          bytes to generate (default 300)\n"
-    "  --modes SPEC        prompt-attn | attn | lin | mixed:<f> | every:<N> | file of 'a'/'l' (default\n"
+    "  --modes SPEC        prompt-attn | attn | lin | mixed | chunks:<f> | every:<N> | file of 'a'/'l' (default\n"
     "                      prompt-attn: attention on the prompt, linear on generated tokens)\n"
     "  --temperature X     softmax temperature, 0 = greedy (default 0.8)\n"
     "  --top-k K           sample among the K most likely bytes, 0 = all (default 40)\n"
@@ -73,9 +74,12 @@ int cli_generate(int argc, char **argv)
         return cli_fail(CLI_ERR_USAGE, G, "--prompt is empty: give at least one byte to continue");
     if (map_png && (int64_t)strlen(prompt) + tokens > 16000)
         return cli_fail(CLI_ERR_USAGE, G, "--mode-map-png draws at most 16000 positions (prompt + --tokens)");
-    cli_spec spec;
-    if (cli_spec_parse(G, modes, 1, &spec))
-        return CLI_ERR_USAGE;
+    ox_oryx_map_spec spec;
+    int64_t *spec_pos = NULL;
+    int code = cli_map_parse(G, modes, OX_ORYX_MAP_ACCEPT_PROMPT, &spec, &spec_pos);
+    if (code)
+        return code;
+    spec.seed = (uint64_t)seed;
 
     ox_ctx *ctx = ox_ctx_new();
     ox_oryx_model m;
@@ -84,7 +88,7 @@ int cli_generate(int argc, char **argv)
     memset(&d, 0, sizeof d);
     int64_t n_prompt = (int64_t)strlen(prompt), total = n_prompt + tokens, step = -1, train_seq = -1;
     int32_t *map = malloc(sizeof *map * (size_t)total);
-    int code = 0;
+    spec.n_prompt = n_prompt;
     if (!ctx || !map)
         code = cli_fail(CLI_ERR_RUN, G, "out of memory");
     if (!code)
@@ -94,7 +98,8 @@ int cli_generate(int argc, char **argv)
     ox_ctx_set_threads(ctx, (int)threads);
     ox_ag_set_grad_enabled(ctx, 0);
     int64_t V = m.cfg.vocab;
-    cli_spec_fill(&spec, (uint64_t)seed, 0, 0, total, n_prompt, map);
+    if ((code = cli_map_row(ctx, G, &spec, 0, total, map)))
+        goto done;
     int attn_layer = 0, attn_any = 0, attn_later = 0;
     for (int64_t l = 0; l < m.cfg.n_layers; l++)
         attn_layer |= m.cfg.kinds[l] == OX_ORYX_KIND_ATTN;
@@ -149,9 +154,9 @@ int cli_generate(int argc, char **argv)
     printf("\n-- %lld tokens in %.2f s (%.1f tokens/s; prompt of %lld in %.2f s); modes %s, %lld of %lld generated "
            "tokens ATTN; KV cache kept: %s\n",
            (long long)tokens, t2 - t1, t2 > t1 ? (double)tokens / (t2 - t1) : 0.0, (long long)n_prompt, t1 - t0,
-           spec.text, (long long)n_attn, (long long)tokens, kv_note);
+           modes, (long long)n_attn, (long long)tokens, kv_note);
     if (map_png) {
-        code = cli_mode_map_png(G, &m.cfg, map, total, n_prompt, spec.text, map_png);
+        code = cli_mode_map_png(G, &m.cfg, map, total, n_prompt, modes, map_png);
         if (!code)
             printf("mode map picture: %s\n", map_png);
     }
@@ -161,6 +166,6 @@ done:
     if (ctx)
         ox_ctx_free(ctx);
     free(map);
-    cli_spec_free(&spec);
+    ox_free(spec_pos);
     return code;
 }

@@ -43,7 +43,7 @@ static const char usage[] =
     "  mqar      train presets on multi-query associative recall, accuracy per mode map and attention fraction\n"
     "            oryx mqar --presets oryx-gdn,hybrid-gdn --minutes 10 --out runs/mqar\n"
     "\n"
-    "SPEC (mode schedule): attn | lin | mixed:<f> | every:<N> | prompt-attn (generate) | a file of 'a'/'l'\n";
+    "SPEC (mode schedule): attn | lin | mixed | chunks:<f> | every:<N> | prompt-attn (generate) | a file of 'a'/'l'\n";
 
 int main(int argc, char **argv)
 {

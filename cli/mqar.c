@@ -286,7 +286,7 @@ static double attn_layer_fraction(const ox_oryx_config *cfg)
 
 /* Evaluates one map on every slice and appends the slice rows and the pooled row. */
 static int eval_map(ox_ctx *ctx, const mqar_opts *o, const ox_oryx_model *m, const char *preset,
-                    const ox_oryx_mqar_map_spec *spec, const char *name, double fraction, mqar_row *rows, int *nr)
+                    const ox_oryx_map_spec *spec, const char *name, double fraction, mqar_row *rows, int *nr)
 {
     int64_t all_c = 0, all_n = 0;
     double all_f = 0;
@@ -297,9 +297,9 @@ static int eval_map(ox_ctx *ctx, const mqar_opts *o, const ox_oryx_model *m, con
             return cli_fail(CLI_ERR_RUN, C, "%s: evaluation (%s, T %lld, N %lld): %s", preset, name,
                             (long long)t.seq_len, (long long)t.n_pairs, ox_ctx_message(ctx));
         double f = fraction;
-        if (spec && spec->kind == OX_ORYX_MQAR_MAP_QUERIES)
+        if (spec && spec->kind == OX_ORYX_MAP_QUERIES)
             f = (double)t.n_pairs / (double)t.seq_len;
-        else if (spec && spec->kind == OX_ORYX_MQAR_MAP_SWEEP)
+        else if (spec && spec->kind == OX_ORYX_MAP_SWEEP)
             f = (double)llround(spec->fraction * (double)t.seq_len) / (double)t.seq_len;
         if (*nr < MAX_ROWS)
             rows[(*nr)++] = (mqar_row){ preset, t.seq_len, t.n_pairs, name, f, c, n };
@@ -357,17 +357,17 @@ static int run_preset(ox_ctx *ctx, const mqar_opts *o, const char *preset, mqar_
                (long long)tr.step, el);
         fflush(stdout);
     }
-    ox_oryx_mqar_map_spec spec = { .kind = OX_ORYX_MQAR_MAP_LIN, .seed = (uint64_t)o->seed + 2 };
+    ox_oryx_map_spec spec = { .kind = OX_ORYX_MAP_LIN, .seed = (uint64_t)o->seed + 2 };
     if (!code && !is_oryx(&cfg))
         code = eval_map(ctx, o, &m, preset, &spec, "model", attn_layer_fraction(&cfg), rows, nr);
     else if (!code) {
-        spec.kind = OX_ORYX_MQAR_MAP_LIN;
+        spec.kind = OX_ORYX_MAP_LIN;
         code = eval_map(ctx, o, &m, preset, &spec, "lin", 0, rows, nr);
-        spec.kind = OX_ORYX_MQAR_MAP_QUERIES;
+        spec.kind = OX_ORYX_MAP_QUERIES;
         code = code ? code : eval_map(ctx, o, &m, preset, &spec, "queries", 0, rows, nr);
-        spec.kind = OX_ORYX_MQAR_MAP_ATTN;
+        spec.kind = OX_ORYX_MAP_ATTN;
         code = code ? code : eval_map(ctx, o, &m, preset, &spec, "attn", 1, rows, nr);
-        spec.kind = OX_ORYX_MQAR_MAP_SWEEP;
+        spec.kind = OX_ORYX_MAP_SWEEP;
         for (int i = 0; i < o->n_fractions && !code; i++) {
             spec.fraction = o->fractions[i];
             code = eval_map(ctx, o, &m, preset, &spec, "sweep", o->fractions[i], rows, nr);

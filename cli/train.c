@@ -78,8 +78,8 @@ static const char train_help[] =
     "  --clip X           gradient-norm clip (default 1.0)\n"
     "  --wd X             AdamW weight decay (default 0.1)\n"
     "  --modes SPEC       training mode maps: mixed (MODELS 8 sampler, per sequence r in {0,1/4,1/2,3/4,1},\n"
-    "                     then each 64-token chunk ATTN with probability r), attn, lin, mixed:<f>, every:<N>,\n"
-    "                     or a file of 'a'/'l' (default mixed)\n"
+    "                     then each 64-token chunk ATTN with probability r), attn, lin, chunks:<f> (each\n"
+    "                     chunk ATTN with probability f), every:<N>, or a file of 'a'/'l' (default mixed)\n"
     "  --eval-every N     validation loss every N steps, 0 = only at the end (default 100)\n"
     "  --eval-windows N   validation windows scored each time (default 32)\n"
     "  --save-every N     checkpoint every N steps, 0 = only at the end (default 200)\n"
@@ -250,48 +250,6 @@ static int build_config(ox_ctx *ctx, const train_opts *o, ox_oryx_config *cfg)
     return 0;
 }
 
-/* The trainer's map spec for a training SPEC ("mixed" = MODELS 8 with the default ratio set; mixed:<f> = one
- * ratio f; every:<N> = the EVERY kind; a map file = the POSITIONS list of its ATTN positions below T, in *pos:
- * heap, freed by the caller once the trainer is initialised, which keeps its own copy). Any T works. */
-static int train_map_spec(const char *modes, const cli_spec *spec, int64_t T, uint64_t seed, ox_oryx_map_spec *ms,
-                          int64_t **pos)
-{
-    memset(ms, 0, sizeof *ms);
-    *pos = NULL;
-    ms->chunk = CLI_SPEC_CHUNK;
-    ms->seed = seed;
-    if (strcmp(modes, "mixed") == 0) {
-        ms->kind = OX_ORYX_MAP_MIXED;
-        return 0;
-    }
-    switch (spec->kind) {
-    case CLI_SPEC_ATTN: ms->kind = OX_ORYX_MAP_ATTN; return 0;
-    case CLI_SPEC_LIN: ms->kind = OX_ORYX_MAP_LIN; return 0;
-    case CLI_SPEC_MIXED:
-        ms->kind = OX_ORYX_MAP_MIXED;
-        ms->n_ratios = 1;
-        ms->ratios[0] = spec->fraction;
-        return 0;
-    case CLI_SPEC_EVERY:
-        ms->kind = OX_ORYX_MAP_EVERY;
-        ms->every = spec->every;
-        return 0;
-    default: break;
-    }
-    /* a map file (prompt-attn is refused by the parser for train) */
-    int64_t n = spec->map_len < T ? spec->map_len : T, k = 0;
-    *pos = malloc(sizeof **pos * (size_t)(n > 0 ? n : 1));
-    if (!*pos)
-        return cli_fail(CLI_ERR_RUN, "train", "out of memory");
-    for (int64_t t = 0; t < n; t++)
-        if (spec->map[t] == OX_NN_ATTN)
-            (*pos)[k++] = t;
-    ms->kind = OX_ORYX_MAP_POSITIONS;
-    ms->n_positions = k;
-    ms->positions = *pos;
-    return 0;
-}
-
 static void progress(int tty, int64_t step, int64_t steps, double loss, double val, double lr, double tok_s,
                      double eta)
 {
@@ -388,8 +346,8 @@ static int history_row(history *h, int64_t step, double loss, double val, double
 {
     char row[160], v[40] = "";
     if (val >= 0)
-        snprintf(v, sizeof v, "%.6f", val);
-    int n = snprintf(row, sizeof row, "%lld,%.6f,%s,%.6g,%.1f\n", (long long)step, loss, v, lr, tok_s);
+        snprintf(v, sizeof v, "%.9g", val);
+    int n = snprintf(row, sizeof row, "%lld,%.9g,%s,%.6g,%.1f\n", (long long)step, loss, v, lr, tok_s);
     if (h->live) {
         fputs(row, h->live);
         fflush(h->live);
@@ -557,7 +515,7 @@ static int train_loop(ox_ctx *ctx, const train_opts *o, const run_files *f, ox_o
                f->model, o->out);
         code = CLI_ERR_INTERRUPTED;
     } else
-        printf("done: step %lld, loss %.4f, val_loss %.4f; checkpoint %s, history %s, picture %s\n",
+        printf("done: step %lld, loss %.4f, val_loss %.9g; checkpoint %s, history %s, picture %s\n",
                (long long)tr->step, loss_avg, val, f->model, f->csv, f->png);
     if (o->profile)
         print_profile(ctx, tr->step - start_step);
@@ -570,15 +528,15 @@ int cli_train(int argc, char **argv)
     int code = parse_opts(argc, argv, &o);
     if (code)
         return code < 0 ? CLI_OK : code;
-    cli_spec spec;
-    memset(&spec, 0, sizeof spec);
-    if (strcmp(o.modes, "mixed") && cli_spec_parse("train", o.modes, 0, &spec))
-        return CLI_ERR_USAGE;
+    ox_oryx_map_spec spec;
+    int64_t *map_pos = NULL;   /* a map file's ATTN positions (the trainer copies them) */
+    if (!o.resume && (code = cli_map_parse("train", o.modes, 0, &spec, &map_pos)))
+        return code;
 
     run_files f;
     if (cli_ckpt_paths(o.out, f.prefix, f.model, f.state, f.csv, sizeof f.model) ||
         (o.resume && cli_ckpt_paths(o.resume, f.resume_prefix, NULL, NULL, f.resume_csv, sizeof f.resume_prefix))) {
-        cli_spec_free(&spec);
+        ox_free(map_pos);
         return cli_fail(CLI_ERR_USAGE, "train", "--out or --resume name is empty or too long");
     }
     snprintf(f.png, sizeof f.png, "%s.loss.png", f.prefix);
@@ -599,7 +557,6 @@ int cli_train(int argc, char **argv)
     history hist;
     memset(&hist, 0, sizeof hist);
     int lock_fd = -1;
-    int64_t *map_pos = NULL;   /* a map file's ATTN positions (the trainer copies them) */
     int64_t T = o.seq ? o.seq : 128, saved_step = -1;
     if (!ctx)
         code = cli_fail(CLI_ERR_RUN, "train", "out of memory");
@@ -647,7 +604,8 @@ int cli_train(int argc, char **argv)
         tc.eval_every = o.eval_every;
         tc.eval_windows = o.eval_windows;
         snprintf(tc.data_path, sizeof tc.data_path, "%s", data_abs);
-        code = train_map_spec(o.modes, &spec, T, (uint64_t)o.seed + 1, &tc.map, &map_pos);
+        tc.map = spec;
+        tc.map.seed = (uint64_t)o.seed + 1;
     }
     if (!code) {
         ox_ctx_set_threads(ctx, (int)o.threads);
@@ -690,7 +648,6 @@ done:
     if (ctx)
         ox_ctx_free(ctx);
     ox_free(bytes);
-    free(map_pos);
-    cli_spec_free(&spec);
+    ox_free(map_pos);
     return code;
 }

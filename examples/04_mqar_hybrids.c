@@ -28,9 +28,9 @@ static void die(ox_ctx *ctx, const char *what)
 }
 
 /* Held-out accuracy of m on task under one map kind (512 examples of seed 99, the same for every model). */
-static double accuracy(ox_ctx *ctx, const ox_oryx_model *m, const ox_oryx_mqar_task *task, ox_oryx_mqar_map_kind k)
+static double accuracy(ox_ctx *ctx, const ox_oryx_model *m, const ox_oryx_mqar_task *task, ox_oryx_map_kind k)
 {
-    ox_oryx_mqar_map_spec spec = { .kind = k };
+    ox_oryx_map_spec spec = { .kind = k };
     int64_t correct, n;
     if (ox_oryx_mqar_evaluate(ctx, m, task, 512, 99, &spec, &correct, &n))
         die(ctx, "evaluation");
@@ -95,13 +95,13 @@ int main(int argc, char **argv)
          *    attention on the N query tokens only (N / T of the tokens), and all-linear for contrast. */
         if (p == 0)
             printf("hybrid-gdn (layer axis: 3 GDN layers + 1 attention layer): accuracy %.4f\n",
-                   accuracy(ctx, &m, task, OX_ORYX_MQAR_MAP_LIN));
+                   accuracy(ctx, &m, task, OX_ORYX_MAP_LIN));
         else {
             printf("oryx-gdn (sequence axis), ATTN on the queries only (%.1f%% of tokens): accuracy %.4f\n",
                    100.0 * (double)task->n_pairs / (double)task->seq_len,
-                   accuracy(ctx, &m, task, OX_ORYX_MQAR_MAP_QUERIES));
+                   accuracy(ctx, &m, task, OX_ORYX_MAP_QUERIES));
             printf("oryx-gdn (sequence axis), every token LIN: accuracy %.4f\n",
-                   accuracy(ctx, &m, task, OX_ORYX_MQAR_MAP_LIN));
+                   accuracy(ctx, &m, task, OX_ORYX_MAP_LIN));
         }
         ox_oryx_mqar_trainer_free(&tr);
         ox_oryx_model_free(&m);

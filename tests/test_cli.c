@@ -110,17 +110,17 @@ Test(cli, train_resume_eval_info_generate)
                   "resumed and straight runs differ in %s", mb.params.items[i].name);
     }
 
-    /* eval (attn, the default) against the loss computed here window by window in double: windows of 32
-     * bytes, the last one (6000 % 32 = 16 bytes) shorter. The program batches 8 windows per pass, so the
-     * float sums differ in order only: 1e-5 absolute on a loss near 5 (float32 means over <= 248 terms,
-     * printed with 6 decimals). */
+    /* eval (attn, the default) against the loss computed here window by window in double: windows of T + 1
+     * = 33 bytes (the training run's window), the last one (6000 % 33 = 27 bytes) shorter. The program batches
+     * 8 windows per pass, so the float sums differ in order only: 1e-5 absolute on a loss near 5 (float32
+     * means over <= 256 terms). */
     double got = eval_loss(dir, c, data, "attn");
     uint8_t *text = (uint8_t *)read_all(data);
     double nats = 0;
     int64_t count = 0;
     ox_ag_set_grad_enabled(ctx, 0);
-    for (int64_t w0 = 0; w0 < 6000; w0 += 32) {
-        int64_t n = 6000 - w0 < 32 ? 6000 - w0 : 32;
+    for (int64_t w0 = 0; w0 < 6000; w0 += 33) {
+        int64_t n = 6000 - w0 < 33 ? 6000 - w0 : 33;
         ox_tensor *in = ox_tensor_empty(ctx, OX_I32, OX_DIMS(1, n - 1));
         ox_tensor *tg = ox_tensor_empty(ctx, OX_I32, OX_DIMS(1, n - 1));
         for (int64_t t = 0; t < n - 1; t++) {
@@ -144,20 +144,20 @@ Test(cli, train_resume_eval_info_generate)
     }
     cr_assert(fabs(got - nats / (double)count) < 1e-5, "eval %f vs reference %f", got, nats / (double)count);
 
-    /* Schedules: mixed:1 and every:1 are all-attention, mixed:0 and a map file without 'a' all-linear, a
+    /* Schedules: chunks:1 and every:1 are all-attention, chunks:0 and a map file without 'a' all-linear, a
      * map file of 'a' covering the window all-attention; attention and linear differ for an oryx model. */
     double lin = eval_loss(dir, c, data, "lin");
     cr_assert(fabs(lin - got) > 1e-4, "attn %f and lin %f should differ", got, lin);
-    cr_assert_eq(eval_loss(dir, c, data, "mixed:1"), got);
+    cr_assert_eq(eval_loss(dir, c, data, "chunks:1"), got);
     cr_assert_eq(eval_loss(dir, c, data, "every:1"), got);
-    cr_assert_eq(eval_loss(dir, c, data, "mixed:0"), lin);
+    cr_assert_eq(eval_loss(dir, c, data, "chunks:0"), lin);
     snprintf(path, sizeof path, "%s/map_l.txt", dir);
     write_file(path, "l l\n l\n", 7);
     cr_assert_eq(eval_loss(dir, c, data, path), lin);
     snprintf(path, sizeof path, "%s/map_a.txt", dir);
     write_file(path, "aaaaaaaaaaaaaaaa\naaaaaaaaaaaaaaaa\n", 34);
     cr_assert_eq(eval_loss(dir, c, data, path), got);
-    double e4 = eval_loss(dir, c, data, "every:4"), mh = eval_loss(dir, c, data, "mixed:0.5");
+    double e4 = eval_loss(dir, c, data, "every:4"), mh = eval_loss(dir, c, data, "chunks:0.5");
     cr_assert(isfinite(e4) && isfinite(mh));
 
     /* info */
@@ -348,8 +348,13 @@ Test(cli, bad_input_is_one_line_and_an_exit_code)
     expect_error(dir, flag, 2);
     const char *noval[] = { "train", "--data", NULL };
     expect_error(dir, noval, 2);
-    const char *spec[] = { "train", "--data", data, "--modes", "mixed:1.5", "--out", out, NULL };
+    const char *spec[] = { "train", "--data", data, "--modes", "chunks:1.5", "--out", out, NULL };
     expect_error(dir, spec, 2);
+    const char *old_spelling[] = { "train", "--data", data, "--modes", "mixed:0.5", "--out", out, NULL };
+    expect_error(dir, old_spelling, 2);
+    char *why = out_of(dir, "err");
+    cr_assert(strstr(why, "chunks:0.5"), "the old spelling's error names the new one: %s", why);
+    free(why);
     const char *resume_bad[] = { "train", "--data", data, "--resume", junk, "--out", out, NULL };
     expect_error(dir, resume_bad, 3);
     cr_assert_eq(count_files(outdir), 0, "a failed train left files behind");
@@ -588,5 +593,43 @@ Test(cli, train_profile_table)
     out = out_of(dir, "out");
     cr_assert_null(strstr(out, "profile, per step"), "%s", out);   /* only with --profile */
     free(out);
+    cleanup_dir(dir);
+}
+
+/* One evaluator: `oryx eval --split val` scores the checkpoint's validation split with the function, windows
+ * and modes of the training run's logged validation loss; the two agree within 1e-6 absolute (both are the
+ * same float computation, printed with 9 significant digits). */
+Test(cli, eval_split_val_is_the_logged_val_loss)
+{
+    char dir[64], data[128], a[128], csv[256];
+    make_tmp(dir, sizeof dir);
+    snprintf(data, sizeof data, "%s/text.txt", dir);
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(csv, sizeof csv, "%s.loss.csv", a);
+    write_text(data, 6000);
+    const char *ta[] = { "train", "--data", data, "--steps", "3", "--out", a, TINY, "--eval-windows", "5", NULL };
+    cr_assert_eq(run_oryx(dir, ta), 0, "%s", out_of(dir, "err"));
+    char *text = read_all(csv), *last = text;
+    for (char *p = text; *p; p++)
+        if (*p == '\n' && p[1])
+            last = p + 1;
+    double logged;
+    cr_assert_eq(sscanf(strchr(strchr(last, ',') + 1, ',') + 1, "%lf", &logged), 1, "%s", last);
+    free(text);
+    const char *ev[] = { "eval", "--ckpt", a, "--split", "val", "--threads", "1", NULL };
+    cr_assert_eq(run_oryx(dir, ev), 0, "%s", out_of(dir, "err"));
+    char *out = out_of(dir, "out"), line[256];
+    last_line(out, line, sizeof line);
+    free(out);
+    double got, bpb;
+    cr_assert_eq(sscanf(line, "val_loss %lf bpb %lf", &got, &bpb), 2, "%s", line);
+    cr_assert(fabs(got - logged) < 1e-6, "eval --split val %.9g vs logged %.9g", got, logged);
+    const char *ev2[] = { "eval", "--ckpt", a, "--split", "val", "--windows", "2", "--threads", "1", NULL };
+    cr_assert_eq(run_oryx(dir, ev2), 0, "%s", out_of(dir, "err"));
+    out = out_of(dir, "out");
+    cr_assert(strstr(out, "(2 windows, 66 bytes)"), "%s", out);
+    free(out);
+    const char *bad[] = { "eval", "--ckpt", a, "--split", "test", NULL };
+    expect_error(dir, bad, 2);
     cleanup_dir(dir);
 }

@@ -329,9 +329,9 @@ Test(nothing_lost, inputs_must_be_regular_files)
     cr_assert_eq(mkdir(hist_dir, 0700), 0);
     struct { const char *flag, *value, *says; int code; } cases[] = {
         { "--data", fifo, "is a FIFO", 3 },       { "--data", dir, "is a directory", 3 },
-        { "--data", "/dev/null", "is a device", 3 }, { "--modes", fifo, "is a FIFO", 2 },
-        { "--modes", dir, "is a directory", 2 },  { "--modes", "/dev/null", "is a device", 2 },
-        { "--modes", empty, "is empty", 2 },      { "--modes", blank, "no 'a'/'l'", 2 },
+        { "--data", "/dev/null", "is a device", 3 }, { "--modes", fifo, "is a FIFO", 3 },
+        { "--modes", dir, "is a directory", 3 },  { "--modes", "/dev/null", "is a device", 3 },
+        { "--modes", empty, "is empty", 3 },      { "--modes", blank, "no 'a'/'l'", 2 },
         { "--resume", ck, "is a FIFO", 3 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

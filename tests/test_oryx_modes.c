@@ -1,13 +1,17 @@
 /* test_oryx_modes.c - the mode-map builders (MODELS.md 8, 11 item 17): sampler statistics, chunk structure,
- * determinism, and the fixed maps. Statistical bounds are about 5 standard deviations (stated per test), so
+ * determinism, the fixed maps, and the one SPEC vocabulary (parser, kinds by name, chunks / prompt / MQAR kinds). Statistical bounds are about 5 standard deviations (stated per test), so
  * a correct sampler fails with probability < 1e-6 while a wrong law (e.g. r drawn per chunk instead of per
  * sequence, or a biased ratio pick) is far outside them. */
 #include "test_util.h"
 
 #include "models/oryx/config.h"
 #include "models/oryx/modes.h"
+#include "tensor/alloc.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Every 64-token chunk of every row is constant; returns the number of ATTN chunks and counts rows whose
  * chunks are all LIN into *all_lin. */
@@ -118,5 +122,111 @@ Test(oryx_modes, fixed_maps)
     ox_ctx_clear_error(ctx);
     cr_assert_null(ox_oryx_modes_chunk_fraction(ctx, 1, 0, 2, 64, 0, 0.5));
     cr_assert_eq(ox_ctx_status(ctx), OX_ERR_ARG);
+    ox_ctx_free(ctx);
+}
+
+/* ---- the one SPEC vocabulary (ox_oryx_map_parse / ox_oryx_map_build) ---- */
+
+static void expect_parse(const char *text, unsigned accept, ox_oryx_map_kind kind)
+{
+    ox_ctx *ctx = test_ctx();
+    ox_oryx_map_spec s;
+    int64_t *own = NULL;
+    cr_assert_eq(ox_oryx_map_parse(ctx, text, accept, &s, &own), OX_OK, "%s: %s", text, ox_ctx_message(ctx));
+    cr_assert_eq(s.kind, kind, "%s: kind %s", text, ox_oryx_map_kind_name(s.kind));
+    cr_assert_eq(s.chunk, 64);
+    cr_assert_null(own);
+    ox_ctx_free(ctx);
+}
+
+static void expect_refused(const char *text, unsigned accept, const char *says)
+{
+    ox_ctx *ctx = test_ctx();
+    ox_oryx_map_spec s;
+    int64_t *own = NULL;
+    cr_assert_neq(ox_oryx_map_parse(ctx, text, accept, &s, &own), OX_OK, "%s was accepted", text);
+    cr_assert(strstr(ox_ctx_message(ctx), says), "%s: '%s' lacks '%s'", text, ox_ctx_message(ctx), says);
+    cr_assert_null(own);
+    ox_ctx_free(ctx);
+}
+
+/* Every spelling, its kind and parameters; the old spelling mixed:<f> names the new one; what a caller did not
+ * accept is refused; names of kinds round-trip. */
+Test(oryx_modes, spec_parser_vocabulary)
+{
+    expect_parse("attn", 0, OX_ORYX_MAP_ATTN);
+    expect_parse("lin", 0, OX_ORYX_MAP_LIN);
+    expect_parse("mixed", 0, OX_ORYX_MAP_MIXED);
+    expect_parse("chunks:0.25", 0, OX_ORYX_MAP_CHUNKS);
+    expect_parse("every:8", 0, OX_ORYX_MAP_EVERY);
+    expect_parse("prompt-attn", OX_ORYX_MAP_ACCEPT_PROMPT, OX_ORYX_MAP_PROMPT);
+    expect_refused("mixed:0.5", 0, "chunks:0.5");
+    expect_refused("prompt-attn", 0, "only for generation");
+    expect_refused("chunks:1.5", 0, "outside [0, 1]");
+    expect_refused("every:0", 0, "outside 1 ..");
+    expect_refused("every:2.5", 0, "outside 1 ..");
+    expect_refused("", 0, "is empty");
+    expect_refused("/nonexistent/map", OX_ORYX_MAP_ACCEPT_FILE, "not a known schedule");
+    expect_refused("attn ", 0, "not a known schedule");
+    for (int k = 0; k <= OX_ORYX_MAP_SWEEP; k++) {
+        ox_oryx_map_kind back;
+        ox_ctx *ctx = test_ctx();
+        assert_ok(ctx, ox_oryx_map_kind_parse(ctx, ox_oryx_map_kind_name((ox_oryx_map_kind)k), &back));
+        cr_assert_eq((int)back, k);
+        ox_ctx_free(ctx);
+    }
+}
+
+/* A map file: its 'a' positions (whitespace skipped), files that are empty or hold no letter refused. */
+Test(oryx_modes, spec_parser_map_file)
+{
+    char path[] = "/tmp/oryx-modes-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "la\nl a a", 8), 8);
+    close(fd);
+    ox_ctx *ctx = test_ctx();
+    ox_oryx_map_spec s;
+    int64_t *own = NULL;
+    assert_ok(ctx, ox_oryx_map_parse(ctx, path, OX_ORYX_MAP_ACCEPT_FILE, &s, &own));
+    cr_assert_eq(s.kind, OX_ORYX_MAP_POSITIONS);
+    cr_assert_eq(s.n_positions, 3);
+    cr_assert(own == s.positions && s.positions[0] == 1 && s.positions[1] == 3 && s.positions[2] == 4);
+    ox_tensor *m = ox_oryx_map_build(ctx, &s, 0, 2, 4);    /* positions >= T are ignored */
+    cr_assert_not_null(m, "%s", ox_ctx_message(ctx));
+    static const int32_t want[8] = { 0, 1, 0, 1, 0, 1, 0, 1 };
+    cr_assert_eq(memcmp(ox_tensor_i32(m), want, sizeof want), 0);
+    ox_free(own);
+    ox_ctx_free(ctx);
+    cr_assert_eq(truncate(path, 0), 0);
+    expect_refused(path, OX_ORYX_MAP_ACCEPT_FILE, "is empty");
+    FILE *f = fopen(path, "w");
+    fputs(" \n\t\n", f);
+    fclose(f);
+    expect_refused(path, OX_ORYX_MAP_ACCEPT_FILE, "no 'a'/'l'");
+    expect_refused(path, 0, "not a known schedule");    /* files not accepted */
+    unlink(path);
+}
+
+/* chunks:<f> is the MODELS 8 sampler with the one-ratio set {f}: the same maps, stream for stream; prompt
+ * maps are ATTN exactly before n_prompt; QUERIES / SWEEP need the MQAR queries. */
+Test(oryx_modes, chunks_prompt_and_mqar_kinds)
+{
+    ox_ctx *ctx = test_ctx();
+    ox_oryx_map_spec c = { .kind = OX_ORYX_MAP_CHUNKS, .fraction = 0.4, .chunk = 16, .seed = 9 };
+    ox_oryx_map_spec mx = { .kind = OX_ORYX_MAP_MIXED, .n_ratios = 1, .ratios = { 0.4 }, .chunk = 16, .seed = 9 };
+    for (uint64_t stream = 0; stream < 5; stream++) {
+        ox_tensor *a = ox_oryx_map_build(ctx, &c, stream, 3, 100), *b = ox_oryx_map_build(ctx, &mx, stream, 3, 100);
+        cr_assert(a && b, "%s", ox_ctx_message(ctx));
+        cr_assert_eq(memcmp(ox_tensor_i32(a), ox_tensor_i32(b), sizeof(int32_t) * 300), 0);
+    }
+    ox_oryx_map_spec p = { .kind = OX_ORYX_MAP_PROMPT, .n_prompt = 5 };
+    ox_tensor *pm = ox_oryx_map_build(ctx, &p, 0, 2, 8);
+    cr_assert_not_null(pm);
+    for (int i = 0; i < 16; i++)
+        cr_assert_eq(ox_tensor_i32(pm)[i], i % 8 < 5 ? OX_NN_ATTN : OX_NN_LIN);
+    ox_oryx_map_spec q = { .kind = OX_ORYX_MAP_QUERIES };
+    cr_assert_null(ox_oryx_map_build(ctx, &q, 0, 1, 8));
+    cr_assert(strstr(ox_ctx_message(ctx), "queries"), "%s", ox_ctx_message(ctx));
     ox_ctx_free(ctx);
 }

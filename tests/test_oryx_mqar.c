@@ -274,7 +274,7 @@ Test(oryx_mqar, query_only_and_sweep_maps)
     int64_t B = 5, T = t.seq_len, N = t.n_pairs;
     ox_tensor *x, *y, *q;
     gen(ctx, &t, 3, 0, B, &x, &y, &q);
-    ox_oryx_mqar_map_spec spec = { .kind = OX_ORYX_MQAR_MAP_QUERIES, .seed = 11 };
+    ox_oryx_map_spec spec = { .kind = OX_ORYX_MAP_QUERIES, .seed = 11 };
     ox_tensor *m = ox_oryx_mqar_map(ctx, &spec, q, T, 0);
     cr_assert_not_null(m, "%s", ox_ctx_message(ctx));
     cr_assert(m->ndim == 2 && m->shape[0] == B && m->shape[1] == T);
@@ -283,17 +283,17 @@ Test(oryx_mqar, query_only_and_sweep_maps)
         for (int64_t p = 0; p < T; p++)
             cr_assert_eq(ox_tensor_i32(m)[b * T + p] == OX_NN_ATTN, ox_tensor_i32(y)[b * T + p] != OX_ORYX_MQAR_IGNORE);
     }
-    spec.kind = OX_ORYX_MQAR_MAP_LIN;
+    spec.kind = OX_ORYX_MAP_LIN;
     m = ox_oryx_mqar_map(ctx, &spec, q, T, 0);
     for (int64_t b = 0; b < B; b++)
         cr_assert_eq(count_attn(m, b, T), 0);
-    spec.kind = OX_ORYX_MQAR_MAP_ATTN;
+    spec.kind = OX_ORYX_MAP_ATTN;
     m = ox_oryx_mqar_map(ctx, &spec, q, T, 0);
     for (int64_t b = 0; b < B; b++)
         cr_assert_eq(count_attn(m, b, T), T);
     /* sweep: K = round(f T) ATTN tokens; the queries first */
     double fr[] = { 0, 1.0 / 32, 1.0 / 16, 0.1, 1.0 / 8, 1.0 / 4, 1.0 / 2, 0.77, 1 };
-    spec.kind = OX_ORYX_MQAR_MAP_SWEEP;
+    spec.kind = OX_ORYX_MAP_SWEEP;
     for (size_t i = 0; i < sizeof fr / sizeof fr[0]; i++) {
         spec.fraction = fr[i];
         int64_t K = (int64_t)llround(fr[i] * (double)T);
@@ -318,7 +318,8 @@ Test(oryx_mqar, query_only_and_sweep_maps)
     cr_assert_null(ox_oryx_mqar_map(ctx, &spec, q, T, 0));
     cr_assert_eq(ox_ctx_status(ctx), OX_ERR_ARG);
     ox_ctx_clear_error(ctx);
-    spec.kind = OX_ORYX_MQAR_MAP_QUERIES;
+    spec.kind = OX_ORYX_MAP_QUERIES;
+    spec.fraction = 0.5;
     cr_assert_null(ox_oryx_mqar_map(ctx, &spec, q, 40, 0));      /* queries beyond T = 40 */
     cr_assert_not_null(strstr(ox_ctx_message(ctx), "outside [0, 40)"), "%s", ox_ctx_message(ctx));
     ox_ctx_free(ctx);
@@ -356,7 +357,7 @@ Test(oryx_mqar, attention_learns_recall, .timeout = 60)
     tc.total_steps = 300;
     ox_oryx_mqar_trainer tr;
     assert_ok(ctx, ox_oryx_mqar_trainer_init(ctx, &tr, &m, &tc));
-    ox_oryx_mqar_map_spec attn = { .kind = OX_ORYX_MQAR_MAP_ATTN };
+    ox_oryx_map_spec attn = { .kind = OX_ORYX_MAP_ATTN };
     int64_t c0, n0, c, n;
     assert_ok(ctx, ox_oryx_mqar_evaluate(ctx, &m, &tc.slices[0], 128, 77, &attn, &c0, &n0));
     assert_ok(ctx, ox_oryx_mqar_train_run(ctx, &tr, 0, NULL, NULL));

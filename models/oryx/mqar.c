@@ -211,18 +211,7 @@ ox_status ox_oryx_mqar_accuracy(ox_ctx *ctx, const ox_tensor *logits, const ox_t
 
 /* ---- mode maps -------------------------------------------------------------------------------------- */
 
-const char *ox_oryx_mqar_map_name(ox_oryx_mqar_map_kind kind)
-{
-    switch (kind) {
-    case OX_ORYX_MQAR_MAP_LIN: return "lin";
-    case OX_ORYX_MQAR_MAP_ATTN: return "attn";
-    case OX_ORYX_MQAR_MAP_QUERIES: return "queries";
-    case OX_ORYX_MQAR_MAP_SWEEP: return "sweep";
-    }
-    return "?";
-}
-
-ox_tensor *ox_oryx_mqar_map(ox_ctx *ctx, const ox_oryx_mqar_map_spec *spec, const ox_tensor *queries, int64_t T,
+ox_tensor *ox_oryx_mqar_map(ox_ctx *ctx, const ox_oryx_map_spec *spec, const ox_tensor *queries, int64_t T,
                             uint64_t stream)
 {
     if (ctx->status)
@@ -231,14 +220,8 @@ ox_tensor *ox_oryx_mqar_map(ox_ctx *ctx, const ox_oryx_mqar_map_spec *spec, cons
         ox_ctx_fail(ctx, OX_ERR_ARG, "mqar map: spec and queries must not be NULL and T (%lld) >= 1", (long long)T);
         return NULL;
     }
-    if (spec->kind < OX_ORYX_MQAR_MAP_LIN || spec->kind > OX_ORYX_MQAR_MAP_SWEEP) {
-        ox_ctx_fail(ctx, OX_ERR_ARG, "mqar map: unknown kind %d", (int)spec->kind);
+    if (ox_oryx_map_check(ctx, spec))
         return NULL;
-    }
-    if (spec->kind == OX_ORYX_MQAR_MAP_SWEEP && !(spec->fraction >= 0 && spec->fraction <= 1)) {
-        ox_ctx_fail(ctx, OX_ERR_ARG, "mqar map: fraction %g is not in [0, 1]", spec->fraction);
-        return NULL;
-    }
     int64_t B = queries->ndim == 2 ? queries->shape[0] : 0, N = queries->ndim == 2 ? queries->shape[1] : 0;
     if (check_i32_2d(ctx, "mqar map: queries", queries, B < 1 ? 1 : B, N < 1 ? 1 : N))
         return NULL;
@@ -249,12 +232,13 @@ ox_tensor *ox_oryx_mqar_map(ox_ctx *ctx, const ox_oryx_mqar_map_spec *spec, cons
                         (long long)(i / N), (long long)T);
             return NULL;
         }
-    int fillv = spec->kind == OX_ORYX_MQAR_MAP_ATTN ? OX_NN_ATTN : OX_NN_LIN;
-    ox_tensor *m = ox_tensor_full(ctx, OX_I32, OX_DIMS(B, T), fillv);
-    if (!m || spec->kind == OX_ORYX_MQAR_MAP_LIN || spec->kind == OX_ORYX_MQAR_MAP_ATTN)
+    if (spec->kind != OX_ORYX_MAP_QUERIES && spec->kind != OX_ORYX_MAP_SWEEP)
+        return ox_oryx_map_build(ctx, spec, stream, B, T);
+    ox_tensor *m = ox_tensor_full(ctx, OX_I32, OX_DIMS(B, T), OX_NN_LIN);
+    if (!m)
         return m;
     int32_t *mm = ox_tensor_i32(m);
-    if (spec->kind == OX_ORYX_MQAR_MAP_QUERIES) {
+    if (spec->kind == OX_ORYX_MAP_QUERIES) {
         for (int64_t b = 0; b < B; b++)
             for (int64_t i = 0; i < N; i++)
                 mm[b * T + q[b * N + i]] = OX_NN_ATTN;
@@ -294,7 +278,7 @@ ox_tensor *ox_oryx_mqar_map(ox_ctx *ctx, const ox_oryx_mqar_map_spec *spec, cons
 /* ---- evaluation ------------------------------------------------------------------------------------- */
 
 ox_status ox_oryx_mqar_evaluate(ox_ctx *ctx, const ox_oryx_model *m, const ox_oryx_mqar_task *task,
-                                int64_t n_examples, uint64_t seed, const ox_oryx_mqar_map_spec *spec,
+                                int64_t n_examples, uint64_t seed, const ox_oryx_map_spec *spec,
                                 int64_t *correct, int64_t *n_queries)
 {
     if (ox_oryx_mqar_check(ctx, task))

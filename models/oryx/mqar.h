@@ -79,33 +79,18 @@ ox_status ox_oryx_mqar_generate(ox_ctx *ctx, const ox_oryx_mqar_task *task, uint
 ox_status ox_oryx_mqar_accuracy(ox_ctx *ctx, const ox_tensor *logits, const ox_tensor *targets, int64_t *correct,
                                 int64_t *n_queries);
 
-typedef enum ox_oryx_mqar_map_kind {
-    OX_ORYX_MQAR_MAP_LIN = 0,
-    OX_ORYX_MQAR_MAP_ATTN = 1,
-    OX_ORYX_MQAR_MAP_QUERIES = 2,
-    OX_ORYX_MQAR_MAP_SWEEP = 3
-} ox_oryx_mqar_map_kind;
-
-typedef struct ox_oryx_mqar_map_spec {
-    ox_oryx_mqar_map_kind kind;
-    double fraction;            /* SWEEP: f in [0, 1] */
-    uint64_t seed;              /* SWEEP: stream seed */
-} ox_oryx_mqar_map_spec;
-
-/* "lin", "attn", "queries", "sweep". */
-const char *ox_oryx_mqar_map_name(ox_oryx_mqar_map_kind kind);
-
-/* The map (see above) for queries I32 [B, N] (contiguous) and length T: an arena tensor I32 [B, T].
- * Example b of a SWEEP map draws from ox_oryx_modes_stream(spec->seed, stream, b).
- * Errors: a bad kind or fraction, queries outside [0, T). */
-ox_tensor *ox_oryx_mqar_map(ox_ctx *ctx, const ox_oryx_mqar_map_spec *spec, const ox_tensor *queries, int64_t T,
+/* The map (see above) for queries I32 [B, N] (contiguous) and length T: an arena tensor I32 [B, T]. The
+ * spec is the one vocabulary of models/oryx/modes.h: QUERIES and SWEEP (fraction) are built here, every other
+ * kind by ox_oryx_map_build(spec, stream, B, T). Example b of a SWEEP map draws from
+ * ox_oryx_modes_stream(spec->seed, stream, b). Errors: a bad spec, queries outside [0, T). */
+ox_tensor *ox_oryx_mqar_map(ox_ctx *ctx, const ox_oryx_map_spec *spec, const ox_tensor *queries, int64_t T,
                             uint64_t stream);
 
 /* Accuracy of m on the held-out set of a task: examples 0 .. n_examples-1 of `seed`, 16 per forward pass,
  * batch j with map ox_oryx_mqar_map(spec, ..., stream j). No gradients; the arena is rewound (nothing the
  * caller made is freed). Writes the counts as ox_oryx_mqar_accuracy does. */
 ox_status ox_oryx_mqar_evaluate(ox_ctx *ctx, const ox_oryx_model *m, const ox_oryx_mqar_task *task,
-                                int64_t n_examples, uint64_t seed, const ox_oryx_mqar_map_spec *spec,
+                                int64_t n_examples, uint64_t seed, const ox_oryx_map_spec *spec,
                                 int64_t *correct, int64_t *n_queries);
 
 typedef struct ox_oryx_mqar_train_config {

@@ -1,4 +1,4 @@
-/* train.c - the Oryx trainer of train.h: mode-map specs, the optimizer step (accumulation, clipping, AdamW
+/* train.c - the Oryx trainer of train.h: the optimizer step (accumulation, clipping, AdamW
  * with the cosine schedule, NaN/Inf guard), evaluation in nats and bits per byte, and resumable checkpoints
  * of the training state (model file + state file). */
 #include "models/oryx/train.h"
@@ -18,91 +18,7 @@
 
 #define EVAL_ROWS 8
 
-/* ---- mode maps ------------------------------------------------------------------------------------------ */
-
-static ox_status check_map(ox_ctx *ctx, const ox_oryx_map_spec *s)
-{
-    if (!s)
-        return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: spec must not be NULL");
-    if (s->kind < OX_ORYX_MAP_MIXED || s->kind > OX_ORYX_MAP_EVERY)
-        return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: unknown kind %d", (int)s->kind);
-    if (s->chunk < 0)
-        return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: chunk = %lld must be >= 0 (0: 64)", (long long)s->chunk);
-    if (s->n_ratios < 0 || s->n_ratios > OX_ORYX_MAX_RATIOS)
-        return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: n_ratios = %d must be in [0, %d]", s->n_ratios,
-                           OX_ORYX_MAX_RATIOS);
-    for (int i = 0; i < s->n_ratios; i++)
-        if (!(s->ratios[i] >= 0 && s->ratios[i] <= 1))
-            return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: ratios[%d] = %g must be in [0, 1]", i, s->ratios[i]);
-    if (!(s->fraction >= 0 && s->fraction <= 1))
-        return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: fraction = %g must be in [0, 1]", s->fraction);
-    if (s->kind == OX_ORYX_MAP_EVERY && s->every < 1)
-        return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: every = %lld must be >= 1", (long long)s->every);
-    if (s->kind != OX_ORYX_MAP_POSITIONS)
-        return OX_OK;
-    if (s->n_positions < 0 || (s->n_positions > 0 && !s->positions))
-        return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: %lld positions with positions = %p", (long long)s->n_positions,
-                           (const void *)s->positions);
-    for (int64_t i = 0; i < s->n_positions; i++)
-        if (s->positions[i] < 0)
-            return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: positions[%lld] = %lld must be >= 0", (long long)i,
-                               (long long)s->positions[i]);
-    return OX_OK;
-}
-
-ox_tensor *ox_oryx_map_build(ox_ctx *ctx, const ox_oryx_map_spec *spec, uint64_t stream, int64_t B, int64_t T)
-{
-    if (ctx->status || check_map(ctx, spec))
-        return NULL;
-    int64_t chunk = spec->chunk > 0 ? spec->chunk : 64;
-    switch (spec->kind) {
-    case OX_ORYX_MAP_MIXED:
-        return ox_oryx_modes_mixed(ctx, spec->seed, stream, B, T, chunk, spec->n_ratios ? spec->ratios : NULL,
-                                   spec->n_ratios);
-    case OX_ORYX_MAP_ATTN:
-        return ox_oryx_modes_fill(ctx, B, T, OX_NN_ATTN);
-    case OX_ORYX_MAP_LIN:
-        return ox_oryx_modes_fill(ctx, B, T, OX_NN_LIN);
-    case OX_ORYX_MAP_FRACTION:
-        return ox_oryx_modes_chunk_fraction(ctx, spec->seed, stream, B, T, chunk, spec->fraction);
-    case OX_ORYX_MAP_EVERY:
-        return ox_oryx_modes_every(ctx, B, T, spec->every);
-    case OX_ORYX_MAP_POSITIONS: {
-        /* positions >= T are ignored (a shorter evaluation window), so no scratch list: fill, then mark */
-        ox_tensor *m = ox_oryx_modes_fill(ctx, B, T, OX_NN_LIN);
-        if (!m)
-            return NULL;
-        int32_t *p = ox_tensor_i32(m);
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t i = 0; i < spec->n_positions; i++)
-                if (spec->positions[i] < T)
-                    p[b * T + spec->positions[i]] = OX_NN_ATTN;
-        return m;
-    }
-    }
-    return NULL;
-}
-
 /* ---- trainer -------------------------------------------------------------------------------------------- */
-
-static const char *const map_kind_names[] = { "mixed", "attn", "lin", "fraction", "positions", "every" };
-#define N_MAP_KINDS ((int)(sizeof map_kind_names / sizeof map_kind_names[0]))
-
-const char *ox_oryx_map_kind_name(ox_oryx_map_kind kind)
-{
-    return (int)kind >= 0 && (int)kind < N_MAP_KINDS ? map_kind_names[kind] : "?";
-}
-
-ox_status ox_oryx_map_kind_parse(ox_ctx *ctx, const char *name, ox_oryx_map_kind *kind)
-{
-    for (int k = 0; name && k < N_MAP_KINDS; k++)
-        if (strcmp(name, map_kind_names[k]) == 0) {
-            *kind = (ox_oryx_map_kind)k;
-            return OX_OK;
-        }
-    return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx map: unknown kind '%.40s' (mixed, attn, lin, fraction, positions, "
-                       "every)", name ? name : "(null)");
-}
 
 ox_oryx_train_config ox_oryx_train_defaults(void)
 {
@@ -138,7 +54,7 @@ static ox_status check_cfg(ox_ctx *ctx, const ox_oryx_train_config *c, const ox_
     if (c->seq_len + 1 > data->n_train)
         return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx trainer: windows of T + 1 = %lld bytes do not fit the %lld "
                            "training bytes", (long long)(c->seq_len + 1), (long long)data->n_train);
-    return check_map(ctx, &c->map);
+    return ox_oryx_map_check(ctx, &c->map);
 }
 
 /* One forward/backward on a fixed batch with the costliest map (every token ATTN but token 0 of row 0: both

@@ -33,43 +33,10 @@
 
 #include "models/oryx/data.h"
 #include "models/oryx/model.h"
+#include "models/oryx/modes.h"
 #include "optim/adamw.h"
 
-/* How mode maps (I32 [B, T], 1 = ATTN, 0 = LIN; models/oryx/modes.h) are made. No kind has a size limit:
- * EVERY is a period, POSITIONS a list of any length (borrowed; the trainer keeps its own copy). */
-typedef enum ox_oryx_map_kind {
-    OX_ORYX_MAP_MIXED = 0,      /* MODELS 8: ratio r from `ratios` per sequence, each chunk ATTN w.p. r */
-    OX_ORYX_MAP_ATTN = 1,       /* every token ATTN */
-    OX_ORYX_MAP_LIN = 2,        /* every token LIN */
-    OX_ORYX_MAP_FRACTION = 3,   /* ATTN on round(fraction * n_chunks) chunks per sequence */
-    OX_ORYX_MAP_POSITIONS = 4,  /* ATTN at the listed positions (those >= T are ignored) */
-    OX_ORYX_MAP_EVERY = 5       /* ATTN at positions p with p % every == every - 1 (period N, offset N - 1) */
-} ox_oryx_map_kind;
-
-#define OX_ORYX_MAX_RATIOS 16
 #define OX_ORYX_PATH_MAX 4096
-
-typedef struct ox_oryx_map_spec {
-    ox_oryx_map_kind kind;
-    int64_t chunk;                          /* mode chunk C (MIXED, FRACTION); 0 = 64 */
-    int n_ratios;                           /* MIXED: 0 = the default set {0, 1/4, 1/2, 3/4, 1} */
-    double ratios[OX_ORYX_MAX_RATIOS];
-    double fraction;                        /* FRACTION, in [0, 1] */
-    int64_t every;                          /* EVERY: the period N >= 1 */
-    int64_t n_positions;                    /* POSITIONS: how many (>= 0; 0 = every token LIN) */
-    const int64_t *positions;               /* POSITIONS: each >= 0, repeats allowed; borrowed (see above) */
-    uint64_t seed;                          /* stream seed of the random kinds */
-} ox_oryx_map_spec;
-
-/* The kind's name as checkpoints store it: "mixed", "attn", "lin", "fraction", "positions", "every"; "?" for
- * a value outside the enum. */
-const char *ox_oryx_map_kind_name(ox_oryx_map_kind kind);
-/* The kind named `name` (one of the above) into *kind; OX_ERR_ARG naming the accepted names otherwise. */
-ox_status ox_oryx_map_kind_parse(ox_ctx *ctx, const char *name, ox_oryx_map_kind *kind);
-
-/* The map for call number `stream` (each sequence b draws from ox_oryx_modes_stream(seed, stream, b)):
- * an arena tensor I32 [B, T]. NULL + OX_ERR_ARG for a bad spec. */
-ox_tensor *ox_oryx_map_build(ox_ctx *ctx, const ox_oryx_map_spec *spec, uint64_t stream, int64_t B, int64_t T);
 
 typedef struct ox_oryx_train_config {
     int64_t batch;                  /* B, rows per micro-batch */
