@@ -136,6 +136,22 @@ static void print_profile(ox_ctx *ctx, int64_t steps)
            t.seconds * per);
 }
 
+/* On --resume every training setting is the checkpoint's: a flag that would change one is refused. Options
+ * first .. last are tracked in o->given (bit option - first); may[0 .. n-1] are those allowed with --resume. */
+static int check_resume_flags(const train_opts *o, const struct option *opts, int first, int last, const int *may,
+                              int n)
+{
+    uint64_t ok = 0;
+    for (int i = 0; i < n; i++)
+        ok |= UINT64_C(1) << (may[i] - first);
+    for (const struct option *p = opts; p->name; p++)
+        if (p->val >= first && p->val <= last && (o->given & ~ok & (UINT64_C(1) << (p->val - first))))
+            return cli_fail(CLI_ERR_USAGE, "train", "--%s cannot be given with --resume: the run keeps the "
+                            "checkpoint's settings (with --resume: --steps, --data, --out, --threads, "
+                            "--save-every, --log-every, --profile, --force)", p->name);
+    return 0;
+}
+
 static int parse_opts(int argc, char **argv, train_opts *o)
 {
     enum {
@@ -214,19 +230,8 @@ static int parse_opts(int argc, char **argv, train_opts *o)
         o->lr_min = o->lr / 10;
     if (o->resume && !(o->given & (UINT64_C(1) << (O_OUT - O_DATA))))
         o->out = o->resume;     /* a resumed run continues in place unless told otherwise */
-    /* on --resume every training setting is the checkpoint's: a flag that would change one is refused */
-    static const int resume_may[] = { O_DATA, O_STEPS, O_OUT, O_RESUME, O_THREADS, O_SAVE, O_LOG, O_PROFILE,
-                                      O_FORCE };
-    uint64_t may = 0;
-    for (size_t i = 0; i < sizeof resume_may / sizeof *resume_may; i++)
-        may |= UINT64_C(1) << (resume_may[i] - O_DATA);
-    if (o->resume && (o->given & ~may))
-        for (const struct option *p = opts; p->name; p++)
-            if (p->val >= O_DATA && p->val <= O_FORCE && (o->given & ~may & (UINT64_C(1) << (p->val - O_DATA))))
-                return cli_fail(CLI_ERR_USAGE, T, "--%s cannot be given with --resume: the run keeps the "
-                                "checkpoint's settings (with --resume: --steps, --data, --out, --threads, "
-                                "--save-every, --log-every, --profile, --force)", p->name);
-    return 0;
+    static const int may[] = { O_DATA, O_STEPS, O_OUT, O_RESUME, O_THREADS, O_SAVE, O_LOG, O_PROFILE, O_FORCE };
+    return o->resume ? check_resume_flags(o, opts, O_DATA, O_FORCE, may, (int)(sizeof may / sizeof *may)) : 0;
 }
 
 /* The configuration from the preset and size flags; CLI_ERR_USAGE with one line on nonsense. */
@@ -424,6 +429,27 @@ static void kept_note(int64_t saved_step, char *buf, size_t n)
         snprintf(buf, n, "no checkpoint of this run was saved");
 }
 
+/* The end of a run (all steps done, or Ctrl-C): the final checkpoint, its picture, the last line. */
+static int finish_run(ox_ctx *ctx, const train_opts *o, const run_files *f, ox_oryx_trainer *tr, history *hist,
+                      int64_t *saved_step, int64_t steps_run, double loss_avg, double val)
+{
+    int code = checkpoint(ctx, tr, hist, f, saved_step);
+    if (code)
+        return code;
+    if (cli_loss_png("train", f->csv, f->png, f->title))
+        return CLI_ERR_RUN;
+    if (g_interrupted) {
+        printf("interrupted at step %lld: checkpoint saved to %s (resume with --resume %s)\n", (long long)tr->step,
+               f->model, o->out);
+        code = CLI_ERR_INTERRUPTED;
+    } else
+        printf("done: step %lld, loss %.4f, val_loss %.9g; checkpoint %s, history %s, picture %s\n",
+               (long long)tr->step, loss_avg, val, f->model, f->csv, f->png);
+    if (o->profile)
+        print_profile(ctx, steps_run);
+    return code;
+}
+
 /* The steps, validations, history rows and checkpoints of a run whose inputs are all checked. */
 static int train_loop(ox_ctx *ctx, const train_opts *o, const run_files *f, ox_oryx_model *m,
                       const ox_oryx_data *data, ox_oryx_trainer *tr, history *hist, int64_t *saved_step)
@@ -506,20 +532,141 @@ static int train_loop(ox_ctx *ctx, const train_opts *o, const run_files *f, ox_o
     }
     if (tty)
         printf("\n");
-    if ((code = checkpoint(ctx, tr, hist, f, saved_step)))
+    return finish_run(ctx, o, f, tr, hist, saved_step, tr->step - start_step, loss_avg, val);
+}
+
+/* Everything a run holds; run_free releases it (whatever was made). */
+typedef struct train_run {
+    ox_ctx *ctx;
+    run_files f;
+    ox_oryx_map_spec spec;          /* --modes of a new run */
+    int64_t *map_pos;               /* a map file's ATTN positions (ox_free; the trainer copies them) */
+    uint8_t *bytes;                 /* the data file (ox_free) */
+    ox_oryx_data data;
+    ox_oryx_config cfg;             /* a new run's model */
+    ox_oryx_model m;
+    ox_oryx_trainer tr;
+    history hist;
+    int lock_fd;
+    int64_t T, saved_step;
+    char data_abs[PATH_MAX];
+} train_run;
+
+static int run_paths(const train_opts *o, run_files *f)
+{
+    if (cli_ckpt_paths(o->out, f->prefix, f->model, f->state, f->csv, sizeof f->model) ||
+        (o->resume && cli_ckpt_paths(o->resume, f->resume_prefix, NULL, NULL, f->resume_csv, sizeof f->resume_prefix)))
+        return cli_fail(CLI_ERR_USAGE, "train", "--out or --resume name is empty or too long");
+    snprintf(f->png, sizeof f->png, "%s.loss.png", f->prefix);
+    snprintf(f->title, sizeof f->title, "loss: %s", f->prefix);
+    snprintf(f->lock, sizeof f->lock, "%s.lock", f->prefix);
+    return 0;
+}
+
+/* The inputs, all checked before any file is written: the model configuration (new run) or the checkpoint's
+ * settings (resume: T, data file, eval schedule), the --force rule, the data. */
+static int read_inputs(train_run *r, train_opts *o)
+{
+    ox_ctx *ctx = r->ctx;
+    const run_files *f = &r->f;
+    int code = 0;
+    r->T = o->seq ? o->seq : 128;
+    if (!o->resume && (code = build_config(ctx, o, &r->cfg)))
         return code;
-    if (cli_loss_png("train", f->csv, f->png, f->title))
-        return CLI_ERR_RUN;
-    if (g_interrupted) {
-        printf("interrupted at step %lld: checkpoint saved to %s (resume with --resume %s)\n", (long long)tr->step,
-               f->model, o->out);
-        code = CLI_ERR_INTERRUPTED;
-    } else
-        printf("done: step %lld, loss %.4f, val_loss %.9g; checkpoint %s, history %s, picture %s\n",
-               (long long)tr->step, loss_avg, val, f->model, f->csv, f->png);
-    if (o->profile)
-        print_profile(ctx, tr->step - start_step);
-    return code;
+    if (o->resume) {
+        ox_oryx_train_config saved;
+        if (ox_oryx_train_read_settings(ctx, f->resume_prefix, &saved, NULL))
+            return cli_fail(CLI_ERR_INPUT, "train", "cannot resume from '%s': %s", o->resume, ox_ctx_message(ctx));
+        r->T = saved.seq_len;
+        if (!(o->given & 1) && saved.data_path[0]) {    /* bit 0: --data */
+            snprintf(r->data_abs, sizeof r->data_abs, "%s", saved.data_path);
+            o->data = r->data_abs;
+        }
+        if (saved.eval_windows > 0) {
+            o->eval_every = saved.eval_every;
+            o->eval_windows = saved.eval_windows;
+        }
+    }
+    int same_files = o->resume && strcmp(f->resume_prefix, f->prefix) == 0;
+    if (!o->force && !same_files && (access(f->state, F_OK) == 0 || access(f->model, F_OK) == 0))
+        return cli_fail(CLI_ERR_USAGE, "train", "'%s' already holds a checkpoint: continue it with --resume %s, "
+                        "or start over with --force", f->prefix, o->out);
+    int64_t len = 0;
+    if ((code = cli_read_file("train", "data file", o->data, &r->bytes, &len)))
+        return code;
+    if (ox_oryx_data_from_bytes(ctx, r->bytes, len, r->T, &r->data))
+        return cli_fail(CLI_ERR_INPUT, "train", "data file '%s' (%lld bytes) with --seq %lld: %s", o->data,
+                        (long long)len, (long long)r->T, ox_ctx_message(ctx));
+    char abs[PATH_MAX];
+    if (!realpath(o->data, abs))
+        snprintf(abs, sizeof abs, "%s", o->data);
+    memcpy(r->data_abs, abs, sizeof abs);
+    return 0;
+}
+
+/* The trainer: a new one from the flags, or the checkpoint's (whose --steps and data path may change). */
+static int make_trainer(train_run *r, const train_opts *o)
+{
+    ox_ctx *ctx = r->ctx;
+    ox_ctx_set_threads(ctx, (int)o->threads);
+    if (o->resume) {
+        if (ox_oryx_train_resume(ctx, r->f.resume_prefix, &r->m, &r->data, &r->tr))
+            return cli_fail(CLI_ERR_INPUT, "train", "cannot resume from '%s': %s", o->resume, ox_ctx_message(ctx));
+        ox_oryx_train_config *k = &r->tr.cfg;
+        k->total_steps = o->steps;      /* --steps extends (or ends) the run; the rest is the checkpoint's */
+        snprintf(k->data_path, sizeof k->data_path, "%s", r->data_abs);    /* where it is now */
+        if (k->eval_windows <= 0) {     /* a checkpoint of an older format: no eval schedule */
+            k->eval_every = o->eval_every;
+            k->eval_windows = o->eval_windows;
+        }
+        r->saved_step = r->tr.step;
+        return 0;
+    }
+    ox_oryx_train_config tc = ox_oryx_train_defaults();
+    tc.batch = o->batch;
+    tc.seq_len = r->T;
+    tc.accum = o->accum;
+    tc.lr_max = o->lr;
+    tc.lr_min = o->lr_min;
+    tc.warmup = o->warmup;
+    tc.total_steps = o->steps;
+    tc.clip = o->clip;
+    tc.adamw.wd = (float)o->wd;
+    tc.seed = (uint64_t)o->seed;
+    tc.eval_every = o->eval_every;
+    tc.eval_windows = o->eval_windows;
+    snprintf(tc.data_path, sizeof tc.data_path, "%s", r->data_abs);
+    tc.map = r->spec;
+    tc.map.seed = (uint64_t)o->seed + 1;
+    ox_rng rng = ox_rng_seed((uint64_t)o->seed);
+    if (ox_oryx_model_init(ctx, &r->m, &r->cfg, &rng) || ox_oryx_trainer_init(ctx, &r->tr, &r->m, &r->data, &tc))
+        return cli_fail(CLI_ERR_USAGE, "train", "%s", ox_ctx_message(ctx));
+    return 0;
+}
+
+/* The output: its folder, its lock (one run per output), its history. */
+static int claim_output(train_run *r, const train_opts *o)
+{
+    if (cli_make_parent_dirs(r->f.prefix))
+        return cli_fail(CLI_ERR_RUN, "train", "cannot create the folder of '%s'", r->f.model);
+    if (ox_io_lock(r->ctx, r->f.lock, &r->lock_fd))
+        return cli_fail(CLI_ERR_RUN, "train", "'%s' is in use by another run: %s", r->f.prefix,
+                        ox_ctx_message(r->ctx));
+    return history_open(r->ctx, &r->hist, r->f.csv, o->resume ? r->f.resume_prefix : NULL, r->f.resume_csv,
+                        r->tr.step);
+}
+
+static void run_free(train_run *r)
+{
+    history_close(&r->hist);
+    ox_io_unlock(r->lock_fd);
+    ox_oryx_trainer_free(&r->tr);
+    ox_oryx_model_free(&r->m);
+    ox_oryx_data_free(&r->data);
+    if (r->ctx)
+        ox_ctx_free(r->ctx);
+    ox_free(r->bytes);
+    ox_free(r->map_pos);
 }
 
 int cli_train(int argc, char **argv)
@@ -528,126 +675,26 @@ int cli_train(int argc, char **argv)
     int code = parse_opts(argc, argv, &o);
     if (code)
         return code < 0 ? CLI_OK : code;
-    ox_oryx_map_spec spec;
-    int64_t *map_pos = NULL;   /* a map file's ATTN positions (the trainer copies them) */
-    if (!o.resume && (code = cli_map_parse("train", o.modes, 0, &spec, &map_pos)))
-        return code;
-
-    run_files f;
-    if (cli_ckpt_paths(o.out, f.prefix, f.model, f.state, f.csv, sizeof f.model) ||
-        (o.resume && cli_ckpt_paths(o.resume, f.resume_prefix, NULL, NULL, f.resume_csv, sizeof f.resume_prefix))) {
-        ox_free(map_pos);
-        return cli_fail(CLI_ERR_USAGE, "train", "--out or --resume name is empty or too long");
-    }
-    snprintf(f.png, sizeof f.png, "%s.loss.png", f.prefix);
-    snprintf(f.title, sizeof f.title, "loss: %s", f.prefix);
-    snprintf(f.lock, sizeof f.lock, "%s.lock", f.prefix);
-    int same_files = o.resume && strcmp(f.resume_prefix, f.prefix) == 0;
-    ox_ctx *ctx = ox_ctx_new();
-    uint8_t *bytes = NULL;
-    int64_t len = 0;
-    ox_oryx_data data;
-    ox_oryx_model m;
-    ox_oryx_trainer tr;
-    ox_oryx_train_config saved;
-    memset(&data, 0, sizeof data);
-    memset(&m, 0, sizeof m);
-    memset(&tr, 0, sizeof tr);
-    memset(&saved, 0, sizeof saved);
-    history hist;
-    memset(&hist, 0, sizeof hist);
-    int lock_fd = -1;
-    int64_t T = o.seq ? o.seq : 128, saved_step = -1;
-    if (!ctx)
+    train_run *r = calloc(1, sizeof *r);
+    if (!r)
+        return cli_fail(CLI_ERR_RUN, "train", "out of memory");
+    r->lock_fd = -1;
+    r->saved_step = -1;
+    if (!o.resume)
+        code = cli_map_parse("train", o.modes, 0, &r->spec, &r->map_pos);
+    if (!code)
+        code = run_paths(&o, &r->f);
+    if (!code && !(r->ctx = ox_ctx_new()))
         code = cli_fail(CLI_ERR_RUN, "train", "out of memory");
-
-    /* Everything that can be wrong with the input is checked before any file is written. */
-    ox_oryx_config cfg;
-    if (!code && !o.resume)
-        code = build_config(ctx, &o, &cfg);
-    if (!code && o.resume) {    /* T, the data file and the eval schedule are the checkpoint's */
-        if (ox_oryx_train_read_settings(ctx, f.resume_prefix, &saved, NULL))
-            code = cli_fail(CLI_ERR_INPUT, "train", "cannot resume from '%s': %s", o.resume, ox_ctx_message(ctx));
-        else {
-            T = saved.seq_len;
-            if (!(o.given & 1) && saved.data_path[0])   /* bit 0: --data */
-                o.data = saved.data_path;
-            if (saved.eval_windows > 0) {
-                o.eval_every = saved.eval_every;
-                o.eval_windows = saved.eval_windows;
-            }
-        }
-    }
-    if (!code && !o.force && !same_files && (access(f.state, F_OK) == 0 || access(f.model, F_OK) == 0))
-        code = cli_fail(CLI_ERR_USAGE, "train", "'%s' already holds a checkpoint: continue it with --resume %s, "
-                        "or start over with --force", f.prefix, o.out);
     if (!code)
-        code = cli_read_file("train", "data file", o.data, &bytes, &len);
-    if (!code && ox_oryx_data_from_bytes(ctx, bytes, len, T, &data))
-        code = cli_fail(CLI_ERR_INPUT, "train", "data file '%s' (%lld bytes) with --seq %lld: %s", o.data,
-                        (long long)len, (long long)T, ox_ctx_message(ctx));
-    char data_abs[PATH_MAX];
-    if (!code && !realpath(o.data, data_abs))
-        snprintf(data_abs, sizeof data_abs, "%s", o.data);
-    ox_oryx_train_config tc = ox_oryx_train_defaults();
-    if (!code && !o.resume) {
-        tc.batch = o.batch;
-        tc.seq_len = T;
-        tc.accum = o.accum;
-        tc.lr_max = o.lr;
-        tc.lr_min = o.lr_min;
-        tc.warmup = o.warmup;
-        tc.total_steps = o.steps;
-        tc.clip = o.clip;
-        tc.adamw.wd = (float)o.wd;
-        tc.seed = (uint64_t)o.seed;
-        tc.eval_every = o.eval_every;
-        tc.eval_windows = o.eval_windows;
-        snprintf(tc.data_path, sizeof tc.data_path, "%s", data_abs);
-        tc.map = spec;
-        tc.map.seed = (uint64_t)o.seed + 1;
-    }
-    if (!code) {
-        ox_ctx_set_threads(ctx, (int)o.threads);
-        if (o.resume) {
-            if (ox_oryx_train_resume(ctx, f.resume_prefix, &m, &data, &tr))
-                code = cli_fail(CLI_ERR_INPUT, "train", "cannot resume from '%s': %s", o.resume, ox_ctx_message(ctx));
-            else {
-                tr.cfg.total_steps = o.steps;   /* --steps extends (or ends) the run; the rest is the checkpoint's */
-                snprintf(tr.cfg.data_path, sizeof tr.cfg.data_path, "%s", data_abs);   /* where it is now */
-                if (tr.cfg.eval_windows <= 0) {     /* a checkpoint of an older format: no eval schedule */
-                    tr.cfg.eval_every = o.eval_every;
-                    tr.cfg.eval_windows = o.eval_windows;
-                }
-            }
-        } else {
-            ox_rng rng = ox_rng_seed((uint64_t)o.seed);
-            if (ox_oryx_model_init(ctx, &m, &cfg, &rng))
-                code = cli_fail(CLI_ERR_USAGE, "train", "%s", ox_ctx_message(ctx));
-            else if (ox_oryx_trainer_init(ctx, &tr, &m, &data, &tc))
-                code = cli_fail(CLI_ERR_USAGE, "train", "%s", ox_ctx_message(ctx));
-        }
-    }
-    if (!code && cli_make_parent_dirs(f.prefix))
-        code = cli_fail(CLI_ERR_RUN, "train", "cannot create the folder of '%s'", f.model);
-    if (!code && ox_io_lock(ctx, f.lock, &lock_fd))
-        code = cli_fail(CLI_ERR_RUN, "train", "'%s' is in use by another run: %s", f.prefix, ox_ctx_message(ctx));
+        code = read_inputs(r, &o);
     if (!code)
-        code = history_open(ctx, &hist, f.csv, o.resume ? f.resume_prefix : NULL, f.resume_csv, tr.step);
-    if (o.resume)
-        saved_step = tr.step;
-    if (code)
-        goto done;
-    code = train_loop(ctx, &o, &f, &m, &data, &tr, &hist, &saved_step);
-done:
-    history_close(&hist);
-    ox_io_unlock(lock_fd);
-    ox_oryx_trainer_free(&tr);
-    ox_oryx_model_free(&m);
-    ox_oryx_data_free(&data);
-    if (ctx)
-        ox_ctx_free(ctx);
-    ox_free(bytes);
-    ox_free(map_pos);
+        code = make_trainer(r, &o);
+    if (!code)
+        code = claim_output(r, &o);
+    if (!code)
+        code = train_loop(r->ctx, &o, &r->f, &r->m, &r->data, &r->tr, &r->hist, &r->saved_step);
+    run_free(r);
+    free(r);
     return code;
 }
