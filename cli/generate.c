@@ -27,6 +27,8 @@ static const char gen_help[] =
     "                      prompt-attn: attention on the prompt, linear on generated tokens)\n"
     "  --temperature X     softmax temperature, 0 = greedy (default 0.8)\n"
     "  --top-k K           sample among the K most likely bytes, 0 = all (default 40)\n"
+    "  --top-p P           then only the most likely of those holding P of their probability, 0 = off\n"
+    "                      (default 0)\n"
     "  --seed S            sampling seed (default 1234)\n"
     "  --threads N         threads, 0 = all cores (default 0)\n"
     "  --mode-map-png FILE also draw the mode map of the whole sequence (positions x layers; layers of one\n"
@@ -36,7 +38,7 @@ static const char gen_help[] =
 typedef struct gen_opts {
     const char *ckpt, *prompt, *modes, *map_png;
     int64_t tokens, top_k, seed, threads;
-    double temperature;
+    double temperature, top_p;
 } gen_opts;
 
 static const char *const G = "generate";
@@ -48,7 +50,8 @@ static int parse_opts(int argc, char **argv, gen_opts *o)
         { "tokens", required_argument, 0, 'n' },      { "modes", required_argument, 0, 'm' },
         { "temperature", required_argument, 0, 't' }, { "top-k", required_argument, 0, 'k' },
         { "seed", required_argument, 0, 's' },        { "threads", required_argument, 0, 'j' },
-        { "mode-map-png", required_argument, 0, 'M' }, { "help", no_argument, 0, 'h' },
+        { "mode-map-png", required_argument, 0, 'M' }, { "top-p", required_argument, 0, 'P' },
+        { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 }
     };
     *o = (gen_opts){ .ckpt = "runs/oryx", .prompt = "ROMEO:\n", .modes = "prompt-attn", .tokens = 300,
@@ -66,6 +69,7 @@ static int parse_opts(int argc, char **argv, gen_opts *o)
         case 'n': bad = cli_parse_i64(G, "tokens", optarg, 0, 1 << 24, &o->tokens); break;
         case 't': bad = cli_parse_f64(G, "temperature", optarg, 0, 100, &o->temperature); break;
         case 'k': bad = cli_parse_i64(G, "top-k", optarg, 0, 1 << 20, &o->top_k); break;
+        case 'P': bad = cli_parse_f64(G, "top-p", optarg, 0, 1, &o->top_p); break;
         case 's': bad = cli_parse_i64(G, "seed", optarg, 0, INT64_MAX, &o->seed); break;
         case 'j': bad = cli_parse_i64(G, "threads", optarg, 0, 1024, &o->threads); break;
         case 'h': fputs(gen_help, stdout); return -1;
@@ -129,10 +133,10 @@ static int decode(ox_ctx *ctx, const gen_opts *o, const ox_oryx_model *m, ox_ory
     double t1 = cli_now();
     fwrite(o->prompt, 1, (size_t)n_prompt, stdout);
     fflush(stdout);
-    ox_oryx_sampler smp = { .temperature = o->temperature, .top_k = o->top_k };
+    ox_nn_sampler smp = { .temperature = o->temperature, .top_k = o->top_k, .top_p = o->top_p };
     ox_rng rng = ox_rng_seed((uint64_t)o->seed);
     for (int64_t i = 0; i < o->tokens; i++) {
-        int32_t tok = ox_oryx_sample_token(ctx, ox_tensor_f32(d->logits), V, &smp, &rng);
+        int32_t tok = ox_nn_sample(ctx, ox_tensor_f32(d->logits), V, &smp, &rng);
         if (tok < 0)
             return cli_fail(CLI_ERR_RUN, G, "%s", ox_ctx_message(ctx));
         putchar(tok);

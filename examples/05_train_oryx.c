@@ -139,7 +139,7 @@ int main(int argc, char **argv)
         ox_oryx_decoder_drop_kv(ctx, &dec, -1))     /* no later token uses attention: free the cache */
         die(ctx, "prefill");
     const int32_t lin = OX_NN_LIN;
-    ox_oryx_sampler sampler = { .temperature = 0.8, .top_k = 0 };
+    ox_nn_sampler sampler = { .temperature = 0.8, .top_k = 0 };
     printf("sample (prompt in attention mode, the rest linear):\n%s", prompt);
     if (ox_oryx_sample_generate(ctx, &dec, NULL, NULL, &lin, 1, n_new, &sampler, &rng, print_token, NULL, NULL,
                                 NULL))

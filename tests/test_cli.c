@@ -288,11 +288,11 @@ Test(cli, help_lists_every_flag)
 {
     char dir[64];
     make_tmp(dir, sizeof dir);
-    const char *cmds[][12] = {
+    const char *cmds[][14] = {
         { "train", "--data", "--preset", "--steps", "--out", "--resume", "--seed", "--threads", "--modes", "--batch",
-          "--eval-every", "--save-every" },
-        { "generate", "--ckpt", "--prompt", "--tokens", "--modes", "--temperature", "--top-k", "--seed" },
-        { "eval", "--ckpt", "--data", "--modes", "--seq" },
+          "--eval-every", "--save-every", "--force" },
+        { "generate", "--ckpt", "--prompt", "--tokens", "--modes", "--temperature", "--top-k", "--top-p", "--seed" },
+        { "eval", "--ckpt", "--data", "--modes", "--seq", "--split", "--windows" },
         { "info", "--ckpt" },
     };
     for (int i = 0; i < 4; i++) {

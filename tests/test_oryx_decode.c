@@ -413,7 +413,7 @@ Test(oryx_decode, sample_greedy_is_argmax)
 {
     ox_ctx *ctx = test_ctx();
     ox_rng rng = ox_rng_seed(1);
-    ox_oryx_sampler greedy = { .temperature = 0.0, .top_k = 0 };
+    ox_nn_sampler greedy = { .temperature = 0.0, .top_k = 0 };
     for (int trial = 0; trial < 200; trial++) {
         float z[50];
         int64_t V = 1 + (int64_t)ox_rng_below(&rng, 50), best = 0;
@@ -422,10 +422,10 @@ Test(oryx_decode, sample_greedy_is_argmax)
         for (int64_t i = 1; i < V; i++)
             if (z[i] > z[best])
                 best = i;
-        cr_assert_eq(ox_oryx_sample_token(ctx, z, V, &greedy, NULL), best);
+        cr_assert_eq(ox_nn_sample(ctx, z, V, &greedy, NULL), best);
     }
     float tie[4] = { 1, 3, 3, 2 };
-    cr_assert_eq(ox_oryx_sample_token(ctx, tie, 4, &greedy, NULL), 1, "ties go to the lower id");
+    cr_assert_eq(ox_nn_sample(ctx, tie, 4, &greedy, NULL), 1, "ties go to the lower id");
     ox_ctx_free(ctx);
 }
 
@@ -446,9 +446,9 @@ Test(oryx_decode, sample_top_k_stays_in_top_k)
                 above += z[j] > z[i];
             in_top[i] = above < k;
         }
-        ox_oryx_sampler s = { .temperature = 2.0, .top_k = k };
+        ox_nn_sampler s = { .temperature = 2.0, .top_k = k };
         for (int n = 0; n < 2000; n++) {
-            int32_t id = ox_oryx_sample_token(ctx, z, V, &s, &draw);
+            int32_t id = ox_nn_sample(ctx, z, V, &s, &draw);
             cr_assert(id >= 0 && id < V && in_top[id], "top-%lld picked id %d outside the top k", (long long)k, id);
             seen[id] = 1;
         }
@@ -471,9 +471,9 @@ Test(oryx_decode, sample_temperature_matches_softmax)
         tot += p[i] = exp(z[i] / temp);
     int cnt[4] = { 0 };
     const int N = 40000;
-    ox_oryx_sampler s = { .temperature = temp, .top_k = 0 };
+    ox_nn_sampler s = { .temperature = temp, .top_k = 0 };
     for (int n = 0; n < N; n++)
-        cnt[ox_oryx_sample_token(ctx, z, 4, &s, &draw)]++;
+        cnt[ox_nn_sample(ctx, z, 4, &s, &draw)]++;
     /* binomial sd <= sqrt(0.25 / N) = 0.0025: 0.0125 is 5 sd */
     for (int i = 0; i < 4; i++)
         cr_assert_leq(fabs(cnt[i] / (double)N - p[i] / tot), 0.0125, "id %d: %g vs %g", i, cnt[i] / (double)N,
@@ -499,7 +499,7 @@ Test(oryx_decode, generate_same_seed_same_text)
     ox_tensor *prompt = random_tokens(ctx, 4, B, 9, m.cfg.vocab);
     ox_tensor *pmap = mixed_map(ctx, 0, B, 9);
     int32_t gen_modes[2] = { OX_NN_ATTN, OX_NN_LIN };
-    ox_oryx_sampler s = { .temperature = 1.5, .top_k = 20 };
+    ox_nn_sampler s = { .temperature = 1.5, .top_k = 20 };
     int32_t out[3][2 * 30];
     uint64_t seeds[3] = { 123, 123, 124 };
     for (int r = 0; r < 3; r++) {
@@ -517,7 +517,7 @@ Test(oryx_decode, generate_same_seed_same_text)
     cr_assert(memcmp(out[0], out[2], sizeof out[0]) != 0, "different seeds, same 60 tokens");
 
     /* greedy generation = argmax of the logits of the stepped sequence, checked against a fresh decode */
-    ox_oryx_sampler g = { .temperature = 0, .top_k = 0 };
+    ox_nn_sampler g = { .temperature = 0, .top_k = 0 };
     ox_oryx_decoder d;
     assert_ok(ctx, ox_oryx_decoder_init(ctx, &d, &m, B, 64, 0));
     int32_t gout[2 * 8];
@@ -589,12 +589,12 @@ Test(oryx_decode, errors)
     ox_ctx_clear_error(ctx);
     cr_assert_eq(d.pos, 0);
     float z[3] = { 0, 1, 2 };
-    ox_oryx_sampler s = { .temperature = 1.0, .top_k = 0 };
-    cr_assert_eq(ox_oryx_sample_token(ctx, z, 3, &s, NULL), -1, "sampling needs an rng");
+    ox_nn_sampler s = { .temperature = 1.0, .top_k = 0 };
+    cr_assert_eq(ox_nn_sample(ctx, z, 3, &s, NULL), -1, "sampling needs an rng");
     ox_ctx_clear_error(ctx);
     z[1] = NAN;
     ox_rng rng = ox_rng_seed(1);
-    cr_assert_eq(ox_oryx_sample_token(ctx, z, 3, &s, &rng), -1, "NaN logit");
+    cr_assert_eq(ox_nn_sample(ctx, z, 3, &s, &rng), -1, "NaN logit");
     ox_ctx_clear_error(ctx);
     ox_oryx_decoder_free(&d);
     ox_oryx_model_free(&m);

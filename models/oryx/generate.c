@@ -542,70 +542,10 @@ ox_status ox_oryx_decoder_prefill(ox_ctx *ctx, ox_oryx_decoder *d, const ox_tens
 
 /* ---- sampling ------------------------------------------------------------------------------------- */
 
-int32_t ox_oryx_sample_token(ox_ctx *ctx, const float *logits, int64_t V, const ox_oryx_sampler *s, ox_rng *rng)
-{
-    if (ctx->status)
-        return -1;
-    if (!logits || !s || V < 1 || s->top_k < 0) {
-        ox_ctx_fail(ctx, OX_ERR_ARG, "oryx sample: need logits, a sampler, V >= 1 and top_k >= 0 (V=%lld top_k=%lld)",
-                    (long long)V, s ? (long long)s->top_k : 0LL);
-        return -1;
-    }
-    int64_t best = 0;
-    for (int64_t i = 0; i < V; i++) {
-        if (!isfinite(logits[i])) {
-            ox_ctx_fail(ctx, OX_ERR_ARG, "oryx sample: logit %lld is not finite (%g)", (long long)i,
-                        (double)logits[i]);
-            return -1;
-        }
-        if (logits[i] > logits[best])
-            best = i;
-    }
-    if (s->temperature <= 0.0 || s->top_k == 1)
-        return (int32_t)best;
-    if (!rng) {
-        ox_ctx_fail(ctx, OX_ERR_ARG, "oryx sample: temperature %g needs an rng", s->temperature);
-        return -1;
-    }
-    int64_t k = s->top_k == 0 || s->top_k > V ? V : s->top_k;
-    ox_arena_mark mark = ox_arena_get_mark(&ctx->arena);
-    int64_t *idx = ox_ctx_alloc(ctx, (size_t)k * sizeof(int64_t));
-    double *w = ox_ctx_alloc(ctx, (size_t)k * sizeof(double));
-    if (!idx || !w)
-        return -1;
-    /* the k largest, in decreasing order (ties: lower id first), by insertion */
-    int64_t n = 0;
-    for (int64_t i = 0; i < V; i++) {
-        if (n == k && !(logits[i] > logits[idx[k - 1]]))
-            continue;
-        int64_t j = n < k ? n++ : k - 1;
-        while (j > 0 && logits[i] > logits[idx[j - 1]]) {
-            idx[j] = idx[j - 1];
-            j--;
-        }
-        idx[j] = i;
-    }
-    double mx = logits[idx[0]], total = 0.0;
-    for (int64_t j = 0; j < k; j++) {
-        w[j] = exp(((double)logits[idx[j]] - mx) / s->temperature);
-        total += w[j];
-    }
-    double u = ox_rng_uniform(rng) * total, acc = 0.0;
-    int32_t pick = (int32_t)idx[k - 1];
-    for (int64_t j = 0; j < k; j++) {
-        acc += w[j];
-        if (u < acc) {
-            pick = (int32_t)idx[j];
-            break;
-        }
-    }
-    ox_arena_rewind(&ctx->arena, mark);
-    return pick;
-}
 
 ox_status ox_oryx_sample_generate(ox_ctx *ctx, ox_oryx_decoder *d, const ox_tensor *prompt,
                                   const ox_tensor *prompt_mode, const int32_t *gen_modes, int64_t n_gen_modes,
-                                  int64_t max_new, const ox_oryx_sampler *s, ox_rng *rng,
+                                  int64_t max_new, const ox_nn_sampler *s, ox_rng *rng,
                                   ox_oryx_sample_callback cb, void *user, int32_t *out, int64_t *n_out)
 {
     if (n_out)
@@ -623,7 +563,7 @@ ox_status ox_oryx_sample_generate(ox_ctx *ctx, ox_oryx_decoder *d, const ox_tens
     int32_t *tok = ox_ctx_alloc(ctx, (size_t)B * sizeof(int32_t));
     for (int64_t i = 0; i < max_new && tok && !ctx->status; i++) {
         for (int64_t b = 0; b < B; b++)
-            tok[b] = ox_oryx_sample_token(ctx, ox_tensor_f32(d->logits) + b * V, V, s, rng);
+            tok[b] = ox_nn_sample(ctx, ox_tensor_f32(d->logits) + b * V, V, s, rng);
         if (ctx->status)
             break;
         if (out)

@@ -41,6 +41,7 @@
 
 #include "models/oryx/model.h"
 #include "nn/attention.h"
+#include "nn/sampler.h"
 #include "tensor/rng.h"
 
 /* ox_oryx_decoder_init flag: allocate no KV cache in layers of kind ORYX (pure linear decoding in constant
@@ -101,15 +102,7 @@ ox_status ox_oryx_decoder_prefill(ox_ctx *ctx, ox_oryx_decoder *d, const ox_tens
 
 /* ---- sampling ------------------------------------------------------------------------------------- */
 
-typedef struct ox_oryx_sampler {
-    double temperature;     /* <= 0: greedy (argmax, lowest id on ties); otherwise softmax(z / temperature) */
-    int64_t top_k;          /* > 0: sample only among the k largest logits (ties: lower id first); 0 = all */
-} ox_oryx_sampler;
-
-/* One token id from logits[0..V-1]: greedy, or drawn from softmax(z / temperature) restricted to the top k
- * with one ox_rng_uniform draw from rng (rng may be NULL for greedy). Errors (-1 + message): V < 1, a
- * negative top_k, a missing rng when sampling, non-finite logits. Scratch from the arena, released. */
-int32_t ox_oryx_sample_token(ox_ctx *ctx, const float *logits, int64_t V, const ox_oryx_sampler *s, ox_rng *rng);
+/* Tokens are drawn by nn/sampler.h (ox_nn_sampler: temperature, top-k, top-p, seeded). */
 
 /* Called once per generated step with the B new tokens (index i = 0, 1, ...); a nonzero return stops. */
 typedef int (*ox_oryx_sample_callback)(void *user, int64_t i, const int32_t *tokens, int64_t B);
@@ -120,7 +113,7 @@ typedef int (*ox_oryx_sample_callback)(void *user, int64_t i, const int32_t *tok
  * the tokens, out[i * B + b], room for max_new * B. *n_out (may be NULL) = tokens generated per sequence. */
 ox_status ox_oryx_sample_generate(ox_ctx *ctx, ox_oryx_decoder *d, const ox_tensor *prompt,
                                   const ox_tensor *prompt_mode, const int32_t *gen_modes, int64_t n_gen_modes,
-                                  int64_t max_new, const ox_oryx_sampler *s, ox_rng *rng,
+                                  int64_t max_new, const ox_nn_sampler *s, ox_rng *rng,
                                   ox_oryx_sample_callback cb, void *user, int32_t *out, int64_t *n_out);
 
 #endif
