@@ -1,8 +1,8 @@
-/* checkpoint.c - Oryx model checkpoints: save (atomic safetensors), metadata-only header read, strict load
- * (see checkpoint.h). */
+/* checkpoint.c - Oryx model checkpoints: save and strict load through nn/params_io.h (the parameter list by
+ * name, atomic write), plus the configuration metadata of MODELS 12.3 (see checkpoint.h). */
 #include "models/oryx/checkpoint.h"
 
-#include "tensor/alloc.h"
+#include "nn/params_io.h"
 #include "tensor/safetensors.h"
 
 #include <errno.h>
@@ -31,14 +31,7 @@ ox_status ox_oryx_save(ox_ctx *ctx, const ox_oryx_model *m, const char *path, in
     snprintf(sseq, sizeof sseq, "%lld", (long long)train_seq_len);
     kv[meta.n] = (ox_st_kv){ "step", sstep };
     kv[meta.n + 1] = (ox_st_kv){ "train_seq_len", sseq };
-    ox_st_entry *ents = ox_malloc(sizeof *ents * (size_t)m->params.n);
-    if (!ents)
-        return ox_ctx_fail(ctx, OX_ERR_NOMEM, "oryx save %s: out of memory", path);
-    for (int i = 0; i < m->params.n; i++)
-        ents[i] = (ox_st_entry){ m->params.items[i].name, m->params.items[i].t };
-    ox_safetensors_write(ctx, path, ents, m->params.n, kv, meta.n + 2);
-    ox_free(ents);
-    return ctx->status;
+    return ox_nn_params_save(ctx, &m->params, path, kv, meta.n + 2);
 }
 
 /* The file's metadata as a configuration, through tensor/safetensors' header reader (an error naming path
@@ -106,15 +99,8 @@ ox_status ox_oryx_load(ox_ctx *ctx, const char *path, ox_oryx_model *m, int64_t 
     ox_rng rng = ox_rng_seed(0);
     if (ox_oryx_model_init(ctx, m, &cfg, &rng))
         return ctx->status;
-    ox_st_entry *ents = ox_malloc(sizeof *ents * (size_t)m->params.n);
-    if (!ents) {
-        ox_oryx_model_free(m);
-        return ox_ctx_fail(ctx, OX_ERR_NOMEM, "%s: out of memory", path);
-    }
-    for (int i = 0; i < m->params.n; i++)
-        ents[i] = (ox_st_entry){ m->params.items[i].name, m->params.items[i].t };
     ox_st_meta *meta = NULL;
-    if (ox_safetensors_read_strict(ctx, path, ents, m->params.n, &meta) == OX_ERR_FORMAT) {
+    if (ox_nn_params_load(ctx, &m->params, path, NULL, NULL, &meta) == OX_ERR_FORMAT) {
         /* say which model the metadata describes: a tensor mismatch usually means a file of another model */
         char msg[sizeof ctx->message];
         snprintf(msg, sizeof msg, "%s", ctx->message);
@@ -125,7 +111,6 @@ ox_status ox_oryx_load(ox_ctx *ctx, const char *path, ox_oryx_model *m, int64_t 
                     (long long)cfg.n_heads, (long long)cfg.d_k, (long long)cfg.d_v, (long long)cfg.mlp_hidden,
                     (long long)cfg.vocab);
     }
-    ox_free(ents);
     int64_t s = meta_count(ctx, path, meta, "step"), sl = meta_count(ctx, path, meta, "train_seq_len");
     ox_st_meta_free(meta);
     if (ctx->status) {
