@@ -378,10 +378,18 @@ static int64_t chunk_work(const ox_chunk_args *p)
     return p->B * p->H * p->T * (L * (p->dk + p->dv) + 3 * p->dk * p->dv);
 }
 
+static uint64_t g_forward_calls;
+
+uint64_t ox_chunk_forward_calls(void)
+{
+    return __atomic_load_n(&g_forward_calls, __ATOMIC_RELAXED);
+}
+
 ox_status ox_chunk_forward_all(ox_ctx *ctx, const ox_chunk_args *p, float *y, float *s_final, float *saved)
 {
     if (ctx->status)
         return ctx->status;
+    __atomic_fetch_add(&g_forward_calls, 1, __ATOMIC_RELAXED);
     const int64_t B = p->B, H = p->H, T = p->T, dk = p->dk, dv = p->dv, nc = ox_chunk_count(T);
     const int nt = ox_chunk_threads(ctx, B * H, chunk_work(p));
     const size_t wsz = ws_floats(dk, dv, 0);

@@ -69,6 +69,9 @@ ox_tensor *ox_chunk_rows(ox_ctx *ctx, ox_tensor *t);
  * chunk start. Per-thread scratch comes from the arena and is released before returning, so allocate
  * everything that must survive (y, s_final, saved) before the call. */
 ox_status ox_chunk_forward_all(ox_ctx *ctx, const ox_chunk_args *p, float *y, float *s_final, float *saved);
+/* How many times this process has run ox_chunk_forward_all (the chunked recurrence of GDN or SSD, with or
+ * without gradients): for tests that count linear passes (e.g. one per linear layer in a decoder prefill). */
+uint64_t ox_chunk_forward_calls(void);
 
 /* Backward over all chunks, last to first (B9..B1 per chunk). saved: the chunk-start states of the forward.
  * dy: contiguous [B, T, H, dv] or NULL (no gradient reached y); ds_final: contiguous [B, H, dv, dk] or

@@ -183,7 +183,7 @@ static ox_tensor *flat(ox_ctx *ctx, ox_tensor *x)
 
 /* The GDN core's output o [B, T, H, dv] (MODELS 5.1) */
 static ox_tensor *gdn_core(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, ox_tensor *k4, ox_tensor *v4,
-                           ox_nn_mixer_trace *tr)
+                           ox_nn_mixer_trace *tr, ox_tensor **state)
 {
     const ox_nn_mixer_config *c = &m->cfg;
     ox_tensor *ql = ox_nn_shortconv(ctx, ox_nn_linear(ctx, x, m->lin_q), m->lin_q_conv, OX_NN_ACT_SILU);
@@ -194,7 +194,7 @@ static ox_tensor *gdn_core(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, ox_t
     ox_tensor *za = ox_ag_add(ctx, ox_nn_linear(ctx, x, m->gdn_alpha), m->dt_bias);
     ox_tensor *a = ox_ag_mul(ctx, ox_ag_neg(ctx, ox_ag_exp(ctx, m->A_log)), ox_ag_softplus(ctx, za));
     ox_tensor *o = NULL;
-    if (ox_nn_gdn(ctx, qh, kh, v4, beta, a, NULL, &o, NULL))
+    if (ox_nn_gdn(ctx, qh, kh, v4, beta, a, NULL, &o, state))
         return NULL;
     if (tr) {
         tr->q_lin = flat(ctx, qh);
@@ -207,7 +207,7 @@ static ox_tensor *gdn_core(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, ox_t
 
 /* The Mamba-2 core's output, D skip included (MODELS 6.1) */
 static ox_tensor *mamba2_core(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, ox_tensor *k4, ox_tensor *v4,
-                              ox_nn_mixer_trace *tr)
+                              ox_nn_mixer_trace *tr, ox_tensor **state)
 {
     const ox_nn_mixer_config *c = &m->cfg;
     ox_tensor *cq = ox_nn_shortconv(ctx, ox_nn_linear(ctx, x, m->lin_q), m->lin_q_conv, OX_NN_ACT_NONE);
@@ -215,7 +215,7 @@ static ox_tensor *mamba2_core(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, o
     ox_tensor *dt = ox_ag_softplus(ctx, ox_ag_add(ctx, ox_nn_linear(ctx, x, m->m2_dt), m->dt_bias));
     ox_tensor *a = ox_ag_mul(ctx, dt, ox_ag_neg(ctx, ox_ag_exp(ctx, m->A_log)));
     ox_tensor *y = NULL;
-    if (ox_nn_ssd(ctx, heads(ctx, cq, c->n_heads, c->d_k), k4, v4, dt, a, NULL, &y, NULL))
+    if (ox_nn_ssd(ctx, heads(ctx, cq, c->n_heads, c->d_k), k4, v4, dt, a, NULL, &y, state))
         return NULL;
     ox_tensor *d = ox_ag_reshape(ctx, m->m2_D, OX_DIMS(c->n_heads, 1));     /* [H, 1] against [B, T, H, dv] */
     if (tr) {
@@ -288,6 +288,14 @@ static ox_tensor *lin_mask(ox_ctx *ctx, const ox_tensor *mode, int64_t *n_attn)
 ox_tensor *ox_nn_mixer_forward(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *mode,
                                ox_nn_mixer_trace *tr)
 {
+    return ox_nn_mixer_forward_state(ctx, m, x, mode, tr, NULL);
+}
+
+ox_tensor *ox_nn_mixer_forward_state(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *mode,
+                                     ox_nn_mixer_trace *tr, ox_tensor **lin_state)
+{
+    if (lin_state)
+        *lin_state = NULL;
     if (ctx->status || !x || !m)
         return NULL;
     const ox_nn_mixer_config *c = &m->cfg;
@@ -317,7 +325,7 @@ ox_tensor *ox_nn_mixer_forward(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, 
         if (!mask)
             return NULL;
         use_attn = n_attn > 0;
-        use_lin = n_attn < rows;
+        use_lin = n_attn < rows || lin_state;   /* the state is wanted even if no row reads the output */
     }
     /* trunk: k, v, g for every row */
     ox_tensor *k = ox_nn_shortconv(ctx, ox_nn_linear(ctx, x, m->k_proj), m->k_conv, c->conv_act);
@@ -329,9 +337,9 @@ ox_tensor *ox_nn_mixer_forward(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, 
     if (use_attn)   /* all rows of a mixed map go to attention, which computes only the ATTN ones */
         o_attn = attn_core(ctx, m, x, k4, v4, use_lin ? mode : NULL, n_attn, tr);
     if (use_lin && has(m, OX_NN_CORE_GDN))
-        o_lin = gdn_core(ctx, m, x, k4, v4, tr);
+        o_lin = gdn_core(ctx, m, x, k4, v4, tr, lin_state);
     else if (use_lin && has(m, OX_NN_CORE_MAMBA2))
-        o_lin = mamba2_core(ctx, m, x, k4, v4, tr);
+        o_lin = mamba2_core(ctx, m, x, k4, v4, tr, lin_state);
 
     /* per-token choice (MODELS 7.2): attention rows are 0 where not computed, so o = o_attn + mask * o_lin */
     ox_tensor *o4 = !use_lin ? o_attn : !use_attn ? o_lin : ox_ag_add(ctx, o_attn, ox_ag_mul(ctx, o_lin, mask));

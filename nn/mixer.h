@@ -96,5 +96,11 @@ typedef struct ox_nn_mixer_trace {
  * a mode value other than 0/1. */
 ox_tensor *ox_nn_mixer_forward(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *mode,
                                ox_nn_mixer_trace *trace);
+/* The same, also handing back the linear core's final state S_T (*lin_state: F32 [B, H, dv, dk], arena; NULL
+ * for a layer without a linear core) from the same chunked pass, from a zero state. The linear core then
+ * runs even when no row reads its output (an all-ATTN map), since its state is wanted: what a decoder's
+ * prefill needs to go on token by token, with each recurrence run once. */
+ox_tensor *ox_nn_mixer_forward_state(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *mode,
+                                     ox_nn_mixer_trace *trace, ox_tensor **lin_state);
 
 #endif

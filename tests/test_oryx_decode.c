@@ -15,6 +15,7 @@
  * Models are small (D = 32, H = 2, dk = 16, dv = 8, V = 64) with order-one random weights (as the golden
  * files) so that every parameter visibly affects the logits. */
 #include "test_util.h"
+#include "nn/chunk.h"
 
 #include "models/oryx/checkpoint.h"
 #include "models/oryx/generate.h"
@@ -220,21 +221,27 @@ Test(oryx_decode, step_eq_forward_oryx_mamba2) { step_vs_forward("oryx-mamba2", 
 Test(oryx_decode, step_eq_forward_oryx_gdn_per_layer) { step_vs_forward("oryx-gdn", 1); }
 Test(oryx_decode, step_eq_forward_oryx_mamba2_per_layer) { step_vs_forward("oryx-mamba2", 1); }
 
-/* The parallel prefill leaves the state stepping leaves: rings, linear state, KV cache, logits. The rings and the
- * cache hold the same projections and rotations (rel <= 1e-5: the same float ops up to GEMM vs dot order); the
- * linear state comes from the chunked form vs the recurrence (rel <= 1e-4, MODELS 11 item 4). */
-static void prefill_state(const char *preset)
+/* The parallel prefill leaves the state stepping leaves: rings, linear state, KV cache, logits, for a mixed,
+ * an all-ATTN and an all-LIN prompt. The rings and the cache hold the same projections and rotations (rel <=
+ * 1e-5: the same float ops up to GEMM vs dot order); the linear state comes from the chunked form vs the
+ * recurrence (rel <= 1e-4, MODELS 11 item 4). The parallel prefill runs each layer's linear recurrence once:
+ * one chunked pass per layer (ox_chunk_forward_calls counts them, gradients off as in prefill). */
+static void prefill_state(const char *preset, int which)
 {
     ox_ctx *ctx = test_ctx();
     const int64_t L = 2, B = 2, T = seq_len();
     ox_oryx_model m;
     small_model(ctx, &m, preset, L, 71);
     ox_tensor *tokens = random_tokens(ctx, 12, B, T, m.cfg.vocab);
-    ox_tensor *map = mixed_map(ctx, L, B, T);
+    ox_tensor *map = which == 0 ? mixed_map(ctx, L, B, T)
+                                : ox_tensor_full(ctx, OX_I32, OX_DIMS(L, B, T), which == 1 ? OX_NN_ATTN : OX_NN_LIN);
     ox_oryx_decoder par, seq;
     assert_ok(ctx, ox_oryx_decoder_init(ctx, &par, &m, B, T, 0));
     assert_ok(ctx, ox_oryx_decoder_init(ctx, &seq, &m, B, T, 0));
+    uint64_t passes = ox_chunk_forward_calls();
     assert_ok(ctx, ox_oryx_decoder_prefill(ctx, &par, tokens, map, NULL));
+    cr_assert_eq(ox_chunk_forward_calls() - passes, (uint64_t)L, "%s map %d: %llu chunked passes for %lld layers",
+                 preset, which, (unsigned long long)(ox_chunk_forward_calls() - passes), (long long)L);
     /* seq: a first token by prefill (parallel, T = 1), the rest by prefill continuing (stepping) */
     assert_ok(ctx, ox_oryx_decoder_prefill(ctx, &seq, ox_tensor_view_narrow(ctx, tokens, 1, 0, 1),
                                            ox_tensor_view_narrow(ctx, map, 2, 0, 1), NULL));
@@ -262,8 +269,12 @@ static void prefill_state(const char *preset)
     ox_ctx_free(ctx);
 }
 
-Test(oryx_decode, prefill_state_gdn) { prefill_state("oryx-gdn"); }
-Test(oryx_decode, prefill_state_mamba2) { prefill_state("oryx-mamba2"); }
+Test(oryx_decode, prefill_state_gdn) { prefill_state("oryx-gdn", 0); }
+Test(oryx_decode, prefill_state_mamba2) { prefill_state("oryx-mamba2", 0); }
+Test(oryx_decode, prefill_state_gdn_all_attn) { prefill_state("oryx-gdn", 1); }
+Test(oryx_decode, prefill_state_gdn_all_lin) { prefill_state("oryx-gdn", 2); }
+Test(oryx_decode, prefill_state_mamba2_all_attn) { prefill_state("oryx-mamba2", 1); }
+Test(oryx_decode, prefill_state_mamba2_all_lin) { prefill_state("oryx-mamba2", 2); }
 
 /* ---- KV-cache dropping ------------------------------------------------------------------------------ */
 

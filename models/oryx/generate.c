@@ -380,12 +380,12 @@ ox_status ox_oryx_decoder_step(ox_ctx *ctx, ox_oryx_decoder *d, const int32_t *t
 
 /* ---- parallel prefill ----------------------------------------------------------------------------------- */
 
-/* Fills layer L's decode state from the prompt's normalised input x [B, T, D] and the trunk's k, v [B, T, H*dk],
- * [B, T, H*dv] (after conv and activation) of the parallel forward: the last three pre-conv rows of k, v and the
- * linear query, the rotated keys and values, and the final linear state (chunked form from a zero state; the
- * state does not depend on the queries, so the keys stand in for them). */
+/* Fills layer L's decode state from the prompt's normalised input x [B, T, D], the trunk's k, v [B, T, H*dk],
+ * [B, T, H*dv] (after conv and activation) and the linear core's final state sT (NULL without a linear core),
+ * all from the parallel forward: the last three pre-conv rows of k, v and the linear query, the rotated keys
+ * and values, and the state. */
 static ox_status fill_layer_state(ox_ctx *ctx, const ox_nn_mixer *mx, ox_oryx_decoder_layer *L, ox_tensor *x,
-                                  ox_tensor *k, ox_tensor *v)
+                                  ox_tensor *k, ox_tensor *v, ox_tensor *sT)
 {
     const ox_nn_mixer_config *c = &mx->cfg;
     const int64_t B = x->shape[0], T = x->shape[1], H = c->n_heads, dk = c->d_k, dv = c->d_v;
@@ -402,20 +402,8 @@ static ox_status fill_layer_state(ox_ctx *ctx, const ox_nn_mixer *mx, ox_oryx_de
     int gdn = (c->cores & OX_NN_CORE_GDN) != 0;
     ox_nn_shortconv_prefill(ctx, ox_nn_linear(ctx, xl, mx->lin_q), mx->lin_q_conv,
                             gdn ? OX_NN_ACT_SILU : OX_NN_ACT_NONE, L->ring_q);
-    ox_tensor *o = NULL, *sT = NULL;
-    if (gdn) {      /* as the mixer: kh = l2norm(k), beta = sigmoid(x Wb^T), a = -exp(A_log) softplus(x Wa^T + b) */
-        ox_tensor *kh = ox_nn_l2norm(ctx, k4);
-        ox_tensor *beta = ox_ag_sigmoid(ctx, ox_nn_linear(ctx, x, mx->gdn_beta));
-        ox_tensor *za = ox_ag_add(ctx, ox_nn_linear(ctx, x, mx->gdn_alpha), mx->dt_bias);
-        ox_tensor *a = ox_ag_mul(ctx, ox_ag_neg(ctx, ox_ag_exp(ctx, mx->A_log)), ox_ag_softplus(ctx, za));
-        if (ox_nn_gdn(ctx, kh, kh, v4, beta, a, NULL, &o, &sT))
-            return ctx->status;
-    } else {        /* dt = softplus(x Wdt^T + dt_bias), a = dt * -exp(A_log) */
-        ox_tensor *dt = ox_ag_softplus(ctx, ox_ag_add(ctx, ox_nn_linear(ctx, x, mx->m2_dt), mx->dt_bias));
-        ox_tensor *a = ox_ag_mul(ctx, dt, ox_ag_neg(ctx, ox_ag_exp(ctx, mx->A_log)));
-        if (ox_nn_ssd(ctx, k4, k4, v4, dt, a, NULL, &o, &sT))
-            return ctx->status;
-    }
+    if (!sT)
+        return ox_ctx_fail(ctx, OX_ERR_STATE, "oryx decoder prefill: the mixer handed back no linear state");
     return ox_tensor_copy(ctx, L->state, sT);
 }
 
@@ -432,9 +420,9 @@ static ox_tensor *parallel_prefill(ox_ctx *ctx, ox_oryx_decoder *d, const ox_ten
         if (c->kinds[l] == OX_ORYX_KIND_ORYX)
             ml = mode->ndim == 3 ? ox_tensor_view_select(ctx, mode, 0, l) : mode;
         ox_nn_mixer_trace tr;
-        ox_tensor *x = ox_nn_rmsnorm_forward(ctx, &Ly->norm1, h);
-        ox_tensor *y = ox_nn_mixer_forward(ctx, &Ly->mixer, x, ml, &tr);
-        if (!y || fill_layer_state(ctx, &Ly->mixer, &d->layers[l], x, tr.k, tr.v))
+        ox_tensor *x = ox_nn_rmsnorm_forward(ctx, &Ly->norm1, h), *sT = NULL;
+        ox_tensor *y = ox_nn_mixer_forward_state(ctx, &Ly->mixer, x, ml, &tr, d->layers[l].has_lin ? &sT : NULL);
+        if (!y || fill_layer_state(ctx, &Ly->mixer, &d->layers[l], x, tr.k, tr.v, sT))
             return NULL;
         h = ox_ag_add(ctx, h, y);
         h = ox_ag_add(ctx, h, ox_nn_swiglu_forward(ctx, &Ly->mlp, ox_nn_rmsnorm_forward(ctx, &Ly->norm2, h)));
