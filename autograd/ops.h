@@ -58,6 +58,21 @@ ox_tensor *ox_ag_abs(ox_ctx *ctx, ox_tensor *x);
  * everywhere, x = 0 included. p = 0, 1, 2, 3, 0.5 and -1 use exact cheap forms instead of powf. */
 ox_tensor *ox_ag_pow(ox_ctx *ctx, ox_tensor *x, double p);
 
+/* ---- GELU (autograd/gelu.c) ----------------------------------------------------------------------- */
+
+/* The two forms of torch.nn.functional.gelu: approximate='none' and approximate='tanh'. */
+typedef enum ox_ag_gelu_approx { OX_AG_GELU_ERF = 0, OX_AG_GELU_TANH = 1 } ox_ag_gelu_approx;
+
+/* GELU elementwise (Hendrycks & Gimpel 2016), one fused op; y has x's shape. With Phi the standard normal
+ * CDF, phi its density, u = sqrt(2/pi) (x + 0.044715 x^3) and s = sigmoid(2u) = (1 + tanh u) / 2:
+ *     OX_AG_GELU_ERF:   y = x Phi(x) = x erfc(-x/sqrt 2) / 2      dx += dy (Phi(x) + x phi(x))
+ *     OX_AG_GELU_TANH:  y = x (1 + tanh u) / 2 = x s               dx += dy (s + 2 x s (1 - s) u'(x))
+ * (GPT-2 / nanoGPT use the erf form through nn.GELU(); the tanh form is GPT-2's original code.) Each value
+ * is within a few float ulp of the formula; a non-finite x gives what the formula does (NaN at -inf, as
+ * in PyTorch). Any other approx is an OX_ERR_ARG. Vectorised: see autograd/gelu.c.
+ *   ox_tensor *h = ox_ag_gelu(ctx, ox_nn_linear(ctx, x, w_fc), OX_AG_GELU_ERF);     // [B, T, 4D] */
+ox_tensor *ox_ag_gelu(ox_ctx *ctx, ox_tensor *x, ox_ag_gelu_approx approx);
+
 /* ---- comparisons (autograd/compare.c): masks, no gradient ----------------------------------------- */
 
 /* y = (a OP b) ? 1 : 0 elementwise, a and b F32 and broadcast (numpy rules) to y's shape; y is F32.
