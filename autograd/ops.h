@@ -125,6 +125,18 @@ ox_tensor *ox_ag_logsumexp_all(ox_ctx *ctx, ox_tensor *x);
 ox_tensor *ox_ag_var(ox_ctx *ctx, ox_tensor *x, int axis, int64_t correction, int keepdim);
 ox_tensor *ox_ag_std(ox_ctx *ctx, ox_tensor *x, int axis, int64_t correction, int keepdim);
 
+/* ---- LayerNorm (autograd/layernorm.c) ------------------------------------------------------------- */
+
+/* LayerNorm over the last axis (torch.nn.functional.layer_norm(x, [D], w, b, eps)), one fused op:
+ * x [..., D], w [D], b [D] or NULL (no bias) -> y [..., D]. Per row, with the biased variance:
+ *     m = mean_j x_j,  v = mean_j (x_j - m)^2,  r = 1 / sqrt(v + eps),  y_j = (x_j - m) r w_j + b_j
+ *     dx_j += r (gh_j - mean_k gh_k - xh_j mean_k gh_k xh_k),  gh = dy w,  xh = (x - m) r
+ *     dw += sum over rows of dy xh,  db += sum over rows of dy
+ * eps: finite, >= 0 (PyTorch's default 1e-5; nn/layernorm.h's module uses it). With eps = 0 a constant
+ * row gives NaN, as in PyTorch. The variance is two-pass (accurate for rows with a large mean).
+ *   ox_tensor *h = ox_ag_layernorm(ctx, x, ln_w, ln_b, 1e-5);         // [B, T, D] */
+ox_tensor *ox_ag_layernorm(ox_ctx *ctx, ox_tensor *x, ox_tensor *w, ox_tensor *b, double eps);
+
 /* ---- the largest elements (autograd/topk.c) ------------------------------------------------------- */
 
 /* Order used by both: descending values, ties by the lowest index first, NaN above every number (several
