@@ -23,6 +23,7 @@
 #define OX_OPS_H
 
 #include "autograd/tape.h"
+#include "tensor/rng.h"
 
 /* ---- elementwise (autograd/elementwise.c) -------------------------------------------------------- */
 
@@ -72,6 +73,17 @@ typedef enum ox_ag_gelu_approx { OX_AG_GELU_ERF = 0, OX_AG_GELU_TANH = 1 } ox_ag
  * in PyTorch). Any other approx is an OX_ERR_ARG. Vectorised: see autograd/gelu.c.
  *   ox_tensor *h = ox_ag_gelu(ctx, ox_nn_linear(ctx, x, w_fc), OX_AG_GELU_ERF);     // [B, T, 4D] */
 ox_tensor *ox_ag_gelu(ox_ctx *ctx, ox_tensor *x, ox_ag_gelu_approx approx);
+
+/* ---- dropout (autograd/dropout.c) ----------------------------------------------------------------- */
+
+/* Inverted dropout (torch.nn.functional.dropout(x, p, training)). training and p in [0, 1) are explicit:
+ *  - !training or p = 0: the identity; returns x itself (no copy, no node, rng untouched; may be NULL).
+ *  - otherwise: y = x * keep / (1 - p), keep_i = (u_i >= p) with u_i the i-th number (row-major over x's
+ *    shape) of ox_tensor_fill_uniform(rng, 0, 1); rng advances by numel(x). Same rng state, same mask,
+ *    at any thread count. Backward: dx += dy * keep / (1 - p), with the forward's mask (saved, x's size).
+ * Errors: p outside [0, 1) or NaN (also when not training), a NULL rng when it is needed.
+ *   ox_tensor *h = ox_ag_dropout(ctx, ox_ag_gelu(ctx, a, OX_AG_GELU_ERF), 0.1, &rng, training); */
+ox_tensor *ox_ag_dropout(ox_ctx *ctx, ox_tensor *x, double p, ox_rng *rng, int training);
 
 /* ---- comparisons (autograd/compare.c): masks, no gradient ----------------------------------------- */
 
