@@ -1,5 +1,5 @@
 /* test_ops_gelu.c - GELU in both forms (autograd/gelu.c). Values and derivatives against the formulas in
- * double (erfc, tanh from libm) on a dense grid through the vectorised contiguous path and on a strided
+ * double (erfc and exp from libm) on a dense grid through the vectorised contiguous path and on a strided
  * view, gradients by gradcheck, accumulation into an existing gradient, 1 and 2 threads bit-identical,
  * the limits (0, large |x|, NaN) and errors.
  *
