@@ -23,6 +23,7 @@
 #define OX_OPS_H
 
 #include "autograd/tape.h"
+#include "tensor/rng.h"
 
 /* ---- elementwise (autograd/elementwise.c) -------------------------------------------------------- */
 
@@ -57,6 +58,32 @@ ox_tensor *ox_ag_abs(ox_ctx *ctx, ox_tensor *x);
  * infinite gradient when p < 1). Gradient: dx += p x^(p-1) dy, except p = 0: y = 1 and the gradient is 0
  * everywhere, x = 0 included. p = 0, 1, 2, 3, 0.5 and -1 use exact cheap forms instead of powf. */
 ox_tensor *ox_ag_pow(ox_ctx *ctx, ox_tensor *x, double p);
+
+/* ---- GELU (autograd/gelu.c) ----------------------------------------------------------------------- */
+
+/* The two forms of torch.nn.functional.gelu: approximate='none' and approximate='tanh'. */
+typedef enum ox_ag_gelu_approx { OX_AG_GELU_ERF = 0, OX_AG_GELU_TANH = 1 } ox_ag_gelu_approx;
+
+/* GELU elementwise (Hendrycks & Gimpel 2016), one fused op; y has x's shape. With Phi the standard normal
+ * CDF, phi its density, u = sqrt(2/pi) (x + 0.044715 x^3) and s = sigmoid(2u) = (1 + tanh u) / 2:
+ *     OX_AG_GELU_ERF:   y = x Phi(x) = x erfc(-x/sqrt 2) / 2      dx += dy (Phi(x) + x phi(x))
+ *     OX_AG_GELU_TANH:  y = x (1 + tanh u) / 2 = x s               dx += dy (s + 2 x s (1 - s) u'(x))
+ * (GPT-2 / nanoGPT use the erf form through nn.GELU(); the tanh form is GPT-2's original code.) Each value
+ * is within a few float ulp of the formula; a non-finite x gives what the formula does (NaN at -inf, as
+ * in PyTorch). Any other approx is an OX_ERR_ARG. Vectorised: see autograd/gelu.c.
+ *   ox_tensor *h = ox_ag_gelu(ctx, ox_nn_linear(ctx, x, w_fc), OX_AG_GELU_ERF);     // [B, T, 4D] */
+ox_tensor *ox_ag_gelu(ox_ctx *ctx, ox_tensor *x, ox_ag_gelu_approx approx);
+
+/* ---- dropout (autograd/dropout.c) ----------------------------------------------------------------- */
+
+/* Inverted dropout (torch.nn.functional.dropout(x, p, training)). training and p in [0, 1) are explicit:
+ *  - !training or p = 0: the identity; returns x itself (no copy, no node, rng untouched; may be NULL).
+ *  - otherwise: y = x * keep / (1 - p), keep_i = (u_i >= p) with u_i the i-th number (row-major over x's
+ *    shape) of ox_tensor_fill_uniform(rng, 0, 1); rng advances by numel(x). Same rng state, same mask,
+ *    at any thread count. Backward: dx += dy * keep / (1 - p), with the forward's mask (saved, x's size).
+ * Errors: p outside [0, 1) or NaN (also when not training), a NULL rng when it is needed.
+ *   ox_tensor *h = ox_ag_dropout(ctx, ox_ag_gelu(ctx, a, OX_AG_GELU_ERF), 0.1, &rng, training); */
+ox_tensor *ox_ag_dropout(ox_ctx *ctx, ox_tensor *x, double p, ox_rng *rng, int training);
 
 /* ---- comparisons (autograd/compare.c): masks, no gradient ----------------------------------------- */
 
@@ -109,6 +136,18 @@ ox_tensor *ox_ag_logsumexp_all(ox_ctx *ctx, ox_tensor *x);
  *   ox_tensor *v = ox_ag_var(ctx, x, -1, 0, 1);            // [B, T, 1], LayerNorm's biased variance */
 ox_tensor *ox_ag_var(ox_ctx *ctx, ox_tensor *x, int axis, int64_t correction, int keepdim);
 ox_tensor *ox_ag_std(ox_ctx *ctx, ox_tensor *x, int axis, int64_t correction, int keepdim);
+
+/* ---- LayerNorm (autograd/layernorm.c) ------------------------------------------------------------- */
+
+/* LayerNorm over the last axis (torch.nn.functional.layer_norm(x, [D], w, b, eps)), one fused op:
+ * x [..., D], w [D], b [D] or NULL (no bias) -> y [..., D]. Per row, with the biased variance:
+ *     m = mean_j x_j,  v = mean_j (x_j - m)^2,  r = 1 / sqrt(v + eps),  y_j = (x_j - m) r w_j + b_j
+ *     dx_j += r (gh_j - mean_k gh_k - xh_j mean_k gh_k xh_k),  gh = dy w,  xh = (x - m) r
+ *     dw += sum over rows of dy xh,  db += sum over rows of dy
+ * eps: finite, >= 0 (PyTorch's default 1e-5; nn/layernorm.h's module uses it). With eps = 0 a constant
+ * row gives NaN, as in PyTorch. The variance is two-pass (accurate for rows with a large mean).
+ *   ox_tensor *h = ox_ag_layernorm(ctx, x, ln_w, ln_b, 1e-5);         // [B, T, D] */
+ox_tensor *ox_ag_layernorm(ox_ctx *ctx, ox_tensor *x, ox_tensor *w, ox_tensor *b, double eps);
 
 /* ---- the largest elements (autograd/topk.c) ------------------------------------------------------- */
 
