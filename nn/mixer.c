@@ -28,6 +28,9 @@ static ox_status check_config(ox_ctx *ctx, const ox_nn_mixer_config *c)
         return ox_ctx_fail(ctx, OX_ERR_ARG, "mixer: sizes must be positive and d_k even (D=%lld H=%lld dk=%lld "
                            "dv=%lld)", (long long)c->d_model, (long long)c->n_heads, (long long)c->d_k,
                            (long long)c->d_v);
+    if (c->n_layers < 1)
+        return ox_ctx_fail(ctx, OX_ERR_ARG, "mixer: n_layers = %d must be >= 1 (it sets the output projection's "
+                           "initial scale 0.02 / sqrt(2 n_layers))", c->n_layers);
     return OX_OK;
 }
 
@@ -99,7 +102,7 @@ static ox_tensor **slot(ox_nn_mixer *m, const struct row *r) { return (ox_tensor
 static ox_status init_values(ox_ctx *ctx, ox_nn_mixer *m, ox_rng *rng)
 {
     const ox_nn_mixer_config *c = &m->cfg;
-    double std = 0.02, std_out = 0.02 / sqrt(2.0 * (c->n_layers > 0 ? c->n_layers : 1));
+    double std = 0.02, std_out = 0.02 / sqrt(2.0 * c->n_layers);
     ox_tensor *normal[] = { m->k_proj, m->v_proj, m->g_proj, m->attn_q, m->lin_q, m->gdn_beta, m->gdn_alpha, m->m2_dt };
     for (size_t i = 0; i < sizeof normal / sizeof normal[0]; i++)
         if (normal[i])

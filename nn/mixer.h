@@ -16,9 +16,10 @@
  *
  *   ox_nn_mixer m;
  *   ox_nn_mixer_config cfg = { .d_model = 256, .n_heads = 4, .d_k = 64, .d_v = 64,
- *                              .cores = OX_NN_CORE_ATTN | OX_NN_CORE_GDN, .conv_act = OX_NN_ACT_SILU };
+ *                              .cores = OX_NN_CORE_ATTN | OX_NN_CORE_GDN, .conv_act = OX_NN_ACT_SILU,
+ *                              .n_layers = 4 };
  *   ox_nn_mixer_init(ctx, &params, &m, "layers.0.mixer", &cfg, &rng);
- *   ox_tensor *y = ox_nn_mixer_forward(ctx, &m, x, mode);      // mode: I32 [B, T]
+ *   ox_tensor *y = ox_nn_mixer_forward(ctx, &m, x, mode, NULL);   // mode: I32 [B, T]; NULL: no trace
  */
 #ifndef OX_NN_MIXER_H
 #define OX_NN_MIXER_H
@@ -44,7 +45,7 @@ typedef struct ox_nn_mixer_config {
     int64_t d_model, n_heads, d_k, d_v;
     unsigned cores;         /* OR of ox_nn_core: one core, or ATTN plus one linear core */
     ox_nn_act conv_act;     /* SiLU for the GDN family, none for Mamba-2 and the Transformer (MODELS 3) */
-    int n_layers;           /* for the o_proj initialisation scale 0.02 / sqrt(2 L) (MODELS 13) */
+    int n_layers;           /* >= 1: for the o_proj initialisation scale 0.02 / sqrt(2 L) (MODELS 13) */
 } ox_nn_mixer_config;
 
 typedef struct ox_nn_mixer {

@@ -107,6 +107,11 @@ Test(mixer_layer, errors)
     cr_assert_eq(ox_nn_mixer_init(ctx, &ps, &m, "m", &bad, &rng), OX_ERR_ARG);
     cr_assert_not_null(strstr(ox_ctx_message(ctx), "dk=5"), "%s", ox_ctx_message(ctx));
     ox_ctx_clear_error(ctx);
+    bad.d_k = 4;
+    bad.n_layers = 0;       /* no longer taken as 1: an error naming the field */
+    cr_assert_eq(ox_nn_mixer_init(ctx, &ps, &m, "m", &bad, &rng), OX_ERR_ARG);
+    cr_assert_not_null(strstr(ox_ctx_message(ctx), "n_layers = 0"), "%s", ox_ctx_message(ctx));
+    ox_ctx_clear_error(ctx);
     cr_assert_eq(ps.n, 0, "a failed init registers nothing");
 
     ox_nn_mixer_config cfg = { .d_model = 8, .n_heads = 2, .d_k = 4, .d_v = 4,
