@@ -3,6 +3,7 @@
 #include "tensor/alloc.h"
 
 #include <math.h>
+#include <string.h>
 
 ox_optim_adamw_config ox_optim_adamw_defaults(void)
 {
@@ -42,6 +43,8 @@ void ox_optim_adamw_free(ox_optim_adamw *opt)
         return;
     ox_optim_state_free(&opt->m);
     ox_optim_state_free(&opt->v);
+    ox_free(opt->lr_scale);
+    ox_free(opt->wd);
     ox_free(opt);
 }
 
@@ -73,9 +76,10 @@ static void step_seg(void *arg, int i, int64_t b, int64_t e)
     const struct step_args *a = arg;
     const ox_optim_adamw *o = a->opt;
     const ox_nn_param *p = &o->params->items[i];
-    float wd = p->decay == OX_NN_DECAY && p->t->ndim >= 2 ? o->cfg.wd : 0.0f;
+    float wd = o->wd ? o->wd[i] : p->decay == OX_NN_DECAY && p->t->ndim >= 2 ? o->cfg.wd : 0.0f;
+    float lr = o->lr_scale ? a->lr * o->lr_scale[i] : a->lr;
     adamw_kernel(e - b, ox_tensor_f32(p->t) + b, ox_tensor_f32(p->t->grad) + b, ox_tensor_f32(o->m.t[i]) + b,
-                 ox_tensor_f32(o->v.t[i]) + b, o->cfg.b1, o->cfg.b2, o->cfg.eps, wd, a->lr, a->inv_bc1,
+                 ox_tensor_f32(o->v.t[i]) + b, o->cfg.b1, o->cfg.b2, o->cfg.eps, wd, lr, a->inv_bc1,
                  a->inv_bc2);
 }
 
@@ -95,6 +99,45 @@ ox_status ox_optim_adamw_step(ox_ctx *ctx, ox_optim_adamw *opt, float lr)
     struct step_args a = { opt, lr, (float)(1.0 / bc1), (float)(1.0 / bc2) };
     ox_optim_run_segments(opt->params, ctx->n_threads, step_seg, &a);
     opt->t = t;
+    return OX_OK;
+}
+
+ox_status ox_optim_adamw_set_groups(ox_ctx *ctx, ox_optim_adamw *opt, const ox_optim_group *groups, int n)
+{
+    if (ctx->status)
+        return ctx->status;
+    if (!opt || n < 0 || (n > 0 && !groups))
+        return ox_ctx_fail(ctx, OX_ERR_ARG, "adamw groups: NULL optimizer or %d groups without a list", n);
+    for (int g = 0; g < n; g++)
+        if (!groups[g].prefix || !(groups[g].lr_scale >= 0 && isfinite(groups[g].lr_scale)) ||
+            !(groups[g].wd >= 0 && isfinite(groups[g].wd)))
+            return ox_ctx_fail(ctx, OX_ERR_ARG, "adamw groups: group %d needs a prefix, lr_scale >= 0 and wd >= 0 "
+                               "(got %g, %g)", g, groups[g].lr_scale, groups[g].wd);
+    ox_free(opt->lr_scale);
+    ox_free(opt->wd);
+    opt->lr_scale = opt->wd = NULL;
+    if (n == 0)
+        return OX_OK;
+    int P = opt->params->n;
+    opt->lr_scale = ox_malloc(sizeof(float) * (size_t)(P ? P : 1));
+    opt->wd = ox_malloc(sizeof(float) * (size_t)(P ? P : 1));
+    if (!opt->lr_scale || !opt->wd) {
+        ox_free(opt->lr_scale);
+        ox_free(opt->wd);
+        opt->lr_scale = opt->wd = NULL;
+        return ox_ctx_fail(ctx, OX_ERR_NOMEM, "adamw groups: out of memory");
+    }
+    for (int i = 0; i < P; i++) {
+        const ox_nn_param *p = &opt->params->items[i];
+        opt->lr_scale[i] = 1.0f;
+        opt->wd[i] = p->decay == OX_NN_DECAY && p->t->ndim >= 2 ? opt->cfg.wd : 0.0f;     /* the rule */
+        for (int g = 0; g < n; g++)
+            if (strncmp(p->name, groups[g].prefix, strlen(groups[g].prefix)) == 0) {
+                opt->lr_scale[i] = groups[g].lr_scale;
+                opt->wd[i] = groups[g].wd;
+                break;
+            }
+    }
     return OX_OK;
 }
 

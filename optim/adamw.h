@@ -7,7 +7,8 @@
  *     w -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * w)
  * where wd is cfg.wd for parameters registered with OX_NN_DECAY and of rank >= 2, and 0 otherwise:
  * norm weights, gains, biases and every other 1-d (or 0-d) parameter are never decayed, even if flagged.
- * lr is passed to each step so that a schedule (schedule.h) can drive it.
+ * lr is passed to each step so that a schedule (schedule.h) can drive it; parameter groups
+ * (ox_optim_adamw_set_groups) give parameters by name prefix their own lr multiplier and weight decay.
  *
  * State: m and v, one owned tensor each per parameter (allocated and zeroed by ox_optim_adamw_new, never
  * again), named "optim.m.<param name>" / "optim.v.<param name>" (their t->name) for checkpoints, and
@@ -43,7 +44,15 @@ typedef struct ox_optim_adamw {
     ox_nn_params *params;    /* borrowed: must outlive the optimizer and keep its parameters */
     ox_optim_state m, v;     /* owned: first and second moments, "optim.m." / "optim.v." + param name */
     int64_t t;               /* steps taken */
+    float *lr_scale, *wd;    /* owned, one per parameter, or NULL: set by ox_optim_adamw_set_groups */
 } ox_optim_adamw;
+
+/* A parameter group (PyTorch's param_groups): the parameters whose name starts with `prefix` ("" = all). */
+typedef struct ox_optim_group {
+    const char *prefix;
+    float lr_scale;          /* the step's lr is multiplied by it for these parameters (>= 0; 0 freezes them) */
+    float wd;                /* their weight decay, >= 0, used as given (rank and flag rules do not apply) */
+} ox_optim_group;
 
 /* b1 0.9, b2 0.95, eps 1e-8, wd 0.1 (the usual language-model settings). */
 ox_optim_adamw_config ox_optim_adamw_defaults(void);
@@ -56,6 +65,13 @@ void ox_optim_adamw_free(ox_optim_adamw *opt);
 /* One update of every parameter from its gradient (t += 1 first). lr must be finite and >= 0. The
  * gradients are only read. OX_ERR_STATE if the parameter list no longer matches the state. */
 ox_status ox_optim_adamw_step(ox_ctx *ctx, ox_optim_adamw *opt, float lr);
+
+/* Parameter groups: each parameter takes the first group whose prefix its name starts with; a parameter in
+ * no group keeps the rule above (lr, cfg.wd by flag and rank). Replaces earlier groups; n = 0 removes them.
+ * Groups are settings, not state: checkpoints do not hold them (set them again after restoring). The update
+ * of a parameter with lr_scale 1 and the rule's wd is bit-identical to an optimizer without groups.
+ * OX_ERR_ARG for a NULL prefix or a negative or non-finite lr_scale or wd. */
+ox_status ox_optim_adamw_set_groups(ox_ctx *ctx, ox_optim_adamw *opt, const ox_optim_group *groups, int n);
 
 /* The first / second moment of parameter i (0 <= i < params->n), a [shape of parameter i] owned by the
  * optimizer, named "optim.m.<param name>" / "optim.v.<param name>"; NULL if i is out of range. A
