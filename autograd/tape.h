@@ -19,7 +19,8 @@
  *
  * where my_op = { "my_op", my_backward } and my_backward(ctx, node) uses ox_ag_grad(ctx, node->in[i])
  * to get each input's gradient buffer (NULL when that input needs none) and node->out[j]->grad
- * (NULL when no gradient reached that output). */
+ * (NULL when no gradient reached that output). docs/writing_an_op.md walks through a whole fast op (the
+ * iterator and vectorised math, recording, backward, gradcheck, the profiler) on autograd/gelu.c. */
 #ifndef OX_TAPE_H
 #define OX_TAPE_H
 
