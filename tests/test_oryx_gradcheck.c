@@ -1,5 +1,7 @@
 /* test_oryx_gradcheck.c - MODELS.md 11 item 10: the whole model's gradient against a finite difference of
- * its loss, for every preset of config.h and for the two Oryx presets under a mixed map.
+ * its loss, for every preset of config.h, for the two Oryx presets under a mixed map, and for a hybrid
+ * with the learned logit bias (model.h: logits += s * lm_head.bias, s = OX_ORYX_LOGIT_BIAS_SCALE), whose
+ * bias gradient is also compared entry by entry with its closed form.
  *
  * Along a random unit direction u over ALL parameters (every entry of every parameter tensor):
  *     fd = (L(theta + eps u) - L(theta - eps u)) / (2 eps),   an = <grad L(theta), u>,   eps = 1e-3,
@@ -33,7 +35,11 @@
  * Sizes: V 32, D 16, H 2, dk = dv = 8, F 32, L 2 (4 for the hybrids, so they hold an attention layer), B 2,
  * T 70 (crosses the 64-token chunks of the linear mixers and the attention key blocks; 40 under ASan).
  * Weights are random and of order one (projections N(0, 1/fan_in), norm gains 1 + N(0, 0.2^2), convs
- * U(-0.5, 0.5), embeddings N(0, 0.2^2)), so every parameter moves the loss visibly. Each case takes < 0.1 s. */
+ * U(-0.5, 0.5), embeddings N(0, 0.2^2)), so every parameter moves the loss visibly. The logit bias b is drawn
+ * N(0, (0.5 / s)^2), so s * b, what the logits see, is of order 0.5 like the tied head's logits; its gradient is
+ * s times that of a logit, so it dominates |grad| (s = 100) and a random direction checks mostly it: the
+ * rest of the model is checked by the same case without the bias (hybrid_gdn), and the bias alone exactly by
+ * logit_bias_gradient_closed_form. Each case takes < 0.1 s. */
 #include "test_util.h"
 
 #include "models/oryx/model.h"
@@ -62,7 +68,9 @@ static void randomize(ox_ctx *ctx, ox_oryx_model *m, ox_rng *rng)
         ox_tensor *t = m->params.items[i].t;
         if (ends_with(name, "A_log") || ends_with(name, "dt_bias"))
             continue;
-        if (ends_with(name, "conv.weight"))
+        if (strcmp(name, "lm_head.bias") == 0)
+            assert_ok(ctx, ox_tensor_fill_normal(ctx, t, rng, 0.0, 0.5 / m->cfg.logit_bias_scale));
+        else if (ends_with(name, "conv.weight"))
             assert_ok(ctx, ox_tensor_fill_uniform(ctx, t, rng, -0.5, 0.5));
         else if (t->ndim == 1)
             assert_ok(ctx, ox_tensor_fill_normal(ctx, t, rng, 1.0, 0.2));
@@ -121,7 +129,8 @@ static void set_params(ox_oryx_model *m, const float *theta, const double *u, do
 }
 
 /* The check of the header on one model and map (mode may be NULL for models without oryx layers). */
-static void check_direction_derivative(const char *what, const char *preset, int64_t L, int mixed_map)
+static void check_direction_derivative_s(const char *what, const char *preset, int64_t L, int mixed_map,
+                                        double logit_bias_scale)
 {
     ox_ctx *ctx = test_ctx();
     ox_rng rng = ox_rng_seed(7);
@@ -133,8 +142,10 @@ static void check_direction_derivative(const char *what, const char *preset, int
     c.d_k = 8;
     c.d_v = 8;
     c.mlp_hidden = 32;
+    c.logit_bias_scale = logit_bias_scale;
     ox_oryx_model m;
     assert_ok(ctx, ox_oryx_model_init(ctx, &m, &c, &rng));
+    cr_assert_eq(m.logit_bias != NULL, logit_bias_scale > 0, "%s: lm_head.bias present iff s > 0", what);
     randomize(ctx, &m, &rng);
 
     const int64_t B = 2, T = seq_len(), P = ox_nn_params_numel(&m.params);
@@ -235,6 +246,11 @@ static void check_direction_derivative(const char *what, const char *preset, int
     ox_ctx_free(ctx);
 }
 
+static void check_direction_derivative(const char *what, const char *preset, int64_t L, int mixed_map)
+{
+    check_direction_derivative_s(what, preset, L, mixed_map, 0);
+}
+
 Test(oryx_gradcheck, transformer) { check_direction_derivative("transformer", "transformer", 2, 0); }
 Test(oryx_gradcheck, gdn) { check_direction_derivative("gdn", "gdn", 2, 0); }
 Test(oryx_gradcheck, mamba2) { check_direction_derivative("mamba2", "mamba2", 2, 0); }
@@ -244,4 +260,70 @@ Test(oryx_gradcheck, oryx_gdn_mixed_map) { check_direction_derivative("oryx-gdn,
 Test(oryx_gradcheck, oryx_mamba2_mixed_map)
 {
     check_direction_derivative("oryx-mamba2, mixed map", "oryx-mamba2", 2, 1);
+}
+Test(oryx_gradcheck, hybrid_gdn_logit_bias)
+{
+    check_direction_derivative_s("hybrid-gdn + logit bias", "hybrid-gdn", 4, 0, OX_ORYX_LOGIT_BIAS_SCALE);
+}
+
+/* The bias gradient in closed form: loss = (1 / (B T)) sum_{b,t} logsumexp(z_bt) - z_bt[y_bt] with
+ * z = head + s * bias, so dL/dbias_v = (s / (B T)) sum_{b,t} (softmax(z_bt)_v - [y_bt = v]), taken here in
+ * double from the library's fp32 logits. The library sums B*T fp32 terms of size <= s / (B T) each, so its
+ * error is a few ulps of those terms summed: measured 7e-9 * s (the largest entry is 4.4e-2 * s), allowed
+ * 1e-7 * s; a bias gradient off by 1% in one entry (4e-4 * s), or missing the factor s, fails. */
+Test(oryx_gradcheck, logit_bias_gradient_closed_form)
+{
+    ox_ctx *ctx = test_ctx();
+    ox_rng rng = ox_rng_seed(11);
+    ox_oryx_config c;
+    assert_ok(ctx, ox_oryx_config_preset(ctx, "hybrid-gdn", 4, &c));
+    c.vocab = 32;
+    c.d_model = 16;
+    c.n_heads = 2;
+    c.d_k = c.d_v = 8;
+    c.mlp_hidden = 32;
+    const double s = OX_ORYX_LOGIT_BIAS_SCALE;
+    c.logit_bias_scale = s;
+    ox_oryx_model m;
+    assert_ok(ctx, ox_oryx_model_init(ctx, &m, &c, &rng));
+    randomize(ctx, &m, &rng);
+    const int64_t B = 2, T = seq_len(), V = c.vocab;
+    ox_tensor *rows = ox_tensor_new_owned(ctx, OX_I32, OX_DIMS(B, T + 1));
+    cr_assert_not_null(rows, "%s", ox_ctx_message(ctx));
+    for (int64_t i = 0; i < B * (T + 1); i++)
+        ox_tensor_i32(rows)[i] = (int32_t)ox_rng_below(&rng, (uint64_t)V);
+    ox_nn_params_zero_grad(&m.params);
+    ox_tensor *logits = NULL;
+    ox_tensor *loss = ox_oryx_loss(ctx, &m, rows, NULL, &logits);
+    cr_assert_not_null(loss, "%s", ox_ctx_message(ctx));
+    assert_ok(ctx, ox_ag_backward(ctx, loss));
+    ox_tensor *zc = ox_tensor_contiguous(ctx, logits);
+    cr_assert_not_null(zc, "%s", ox_ctx_message(ctx));
+    double *ref = calloc((size_t)V, sizeof *ref);
+    cr_assert_not_null(ref);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) {
+            const float *zt = ox_tensor_f32(zc) + (b * T + t) * V;
+            double mx = zt[0], e = 0;
+            for (int64_t v = 1; v < V; v++)
+                mx = zt[v] > mx ? zt[v] : mx;
+            for (int64_t v = 0; v < V; v++)
+                e += exp((double)zt[v] - mx);
+            for (int64_t v = 0; v < V; v++)
+                ref[v] += s * exp((double)zt[v] - mx) / e / (double)(B * T);
+            ref[ox_tensor_i32(rows)[b * (T + 1) + t + 1]] -= s / (double)(B * T);
+        }
+    const float *g = ox_tensor_f32(m.logit_bias->grad);
+    double worst = 0, big = 0;
+    for (int64_t v = 0; v < V; v++) {
+        worst = fmax(worst, fabs((double)g[v] - ref[v]));
+        big = fmax(big, fabs(ref[v]));
+    }
+    cr_log_info("logit bias gradient: max |lib - closed form| %.3g, max |closed form| %.3g", worst, big);
+    cr_assert(big > 1e-2 * s / V, "the closed form is too small (%g) to test anything", big);
+    cr_assert_leq(worst, 1e-7 * s, "logit bias gradient: max |lib - closed form| %.3g > %.3g", worst, 1e-7 * s);
+    free(ref);
+    ox_tensor_free(rows);
+    ox_oryx_model_free(&m);
+    ox_ctx_free(ctx);
 }

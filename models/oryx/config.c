@@ -112,6 +112,9 @@ ox_status ox_oryx_config_validate(ox_ctx *ctx, const ox_oryx_config *c)
             return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx config: layer %lld is '%s' but the model has no linear mixer "
                                "(linear_mixer = none allows only attn layers)", (long long)l, ox_oryx_kind_name(k));
     }
+    if (!(c->logit_bias_scale >= 0 && isfinite(c->logit_bias_scale)))
+        return ox_ctx_fail(ctx, OX_ERR_ARG, "oryx config: logit_bias_scale must be finite and >= 0 (0 = no logit "
+                           "bias; got %g)", c->logit_bias_scale);
     return OX_OK;
 }
 
@@ -177,6 +180,11 @@ ox_status ox_oryx_config_to_meta(ox_ctx *ctx, const ox_oryx_config *c, ox_oryx_m
     put(out, &used, "rope_base", "10000");
     put(out, &used, "norm_eps", "1e-6");
     put(out, &used, "chunk_size", "64");
+    if (c->logit_bias_scale > 0) {      /* only with the bias: other models keep exactly the keys of 12.3 */
+        char b[32];
+        snprintf(b, sizeof b, "%.17g", c->logit_bias_scale);
+        put(out, &used, "logit_bias_scale", b);
+    }
     return OX_OK;
 }
 
@@ -252,6 +260,14 @@ ox_status ox_oryx_config_from_meta(ox_ctx *ctx, const ox_st_kv *kv, int64_t n, o
         parse_fixed(ctx, kv, n, "rope_base", 10000) || parse_fixed(ctx, kv, n, "norm_eps", 1e-6) ||
         parse_fixed(ctx, kv, n, "chunk_size", 64))
         return ctx->status;
+    const char *lbs = find(kv, n, "logit_bias_scale");     /* optional: absent = no logit bias */
+    if (lbs) {
+        char *end = NULL;
+        c.logit_bias_scale = strtod(lbs, &end);
+        if (!*lbs || *end || !(c.logit_bias_scale >= 0 && isfinite(c.logit_bias_scale)))
+            return ox_ctx_fail(ctx, OX_ERR_FORMAT, "oryx metadata: logit_bias_scale = '%s' is not a finite number "
+                               ">= 0", lbs);
+    }
     const char *lin = need(ctx, kv, n, "linear_mixer"), *act = need(ctx, kv, n, "conv_act");
     const char *kinds = need(ctx, kv, n, "layer_kinds"), *arch = need(ctx, kv, n, "arch");
     if (!lin || !act || !kinds || !arch)

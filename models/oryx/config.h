@@ -10,6 +10,8 @@
  *   oryx-gdn        every layer holds attention + GDN and picks per token (mode map, MODELS 7)
  *   oryx-mamba2     the same with Mamba-2
  * Defaults (MODELS 1): V = 256, D = 256, L = 4, H = 4, dk = dv = 64, F = 32 * ceil(8D / 96) = 704.
+ * Every preset has logit_bias_scale = 0 (no logit bias); setting it > 0 adds the learned logit bias of
+ * model.h (lm_head.bias, issue 14: it lets attention above layer 0 learn recall).
  *
  *   ox_oryx_config cfg;
  *   ox_oryx_config_preset(ctx, "oryx-gdn", 4, &cfg);          // L = 4
@@ -45,7 +47,16 @@ typedef struct ox_oryx_config {
     ox_oryx_linear linear;
     ox_nn_act conv_act;     /* activation after the k/v (and Mamba-2 q) convs: SiLU for the GDN family */
     ox_oryx_kind kinds[OX_ORYX_MAX_LAYERS];  /* kinds[0 .. n_layers-1] */
+    double logit_bias_scale;    /* s: 0 = no logit bias (every preset); s > 0: logits += s * lm_head.bias, a
+                                   learned [V] bias initialised to 0 (model.h); OX_ORYX_LOGIT_BIAS_SCALE is the
+                                   value measured to work */
 } ox_oryx_config;
+
+/* The logit-bias multiplier s that lets a layer-axis hybrid's upper attention layer learn MQAR (issue 14):
+ * with Adam every entry of lm_head.bias moves about lr per step, so the logits move s * lr; s = 100 lets
+ * the bias take the "the answer is a value token" prior before the lower layers write it into the residual
+ * stream as a vector shared by every position (s = 1, 10 and 30 are too slow; see model.h). */
+#define OX_ORYX_LOGIT_BIAS_SCALE 100.0
 
 /* F = 32 * ceil(8D / (3 * 32)) (MODELS 1). */
 int64_t ox_oryx_default_mlp_hidden(int64_t d_model);
@@ -55,9 +66,9 @@ int64_t ox_oryx_default_mlp_hidden(int64_t d_model);
  * unknown name (the message lists the known ones) or n_layers > OX_ORYX_MAX_LAYERS. */
 ox_status ox_oryx_config_preset(ox_ctx *ctx, const char *name, int64_t n_layers, ox_oryx_config *cfg);
 
-/* Checks every field: sizes > 0, dk even, L in 1..OX_ORYX_MAX_LAYERS, known enums, and that no layer
- * needs a linear mixer when linear is NONE. OX_OK, or OX_ERR_ARG with a message naming the field and
- * value. */
+/* Checks every field: sizes > 0, dk even, L in 1..OX_ORYX_MAX_LAYERS, known enums, that no layer needs
+ * a linear mixer when linear is NONE, and logit_bias_scale finite and >= 0. OX_OK, or OX_ERR_ARG with a
+ * message naming the field and value. */
 ox_status ox_oryx_config_validate(ox_ctx *ctx, const ox_oryx_config *cfg);
 
 /* The checkpoint "arch" string (MODELS 12.3) of a configuration: "transformer" when every layer is ATTN,
@@ -70,20 +81,22 @@ const char *ox_oryx_kind_name(ox_oryx_kind k);
 
 /* The metadata strings of MODELS 12.3 for a configuration: kv[0 .. n-1] point into store (the struct
  * owns everything; no allocation). */
-#define OX_ORYX_META_KEYS 16
+#define OX_ORYX_META_KEYS 17
 typedef struct ox_oryx_meta {
     ox_st_kv kv[OX_ORYX_META_KEYS];
     int n;
     char store[OX_ORYX_META_KEYS * 24 + OX_ORYX_MAX_LAYERS * 5];
 } ox_oryx_meta;
 
-/* Validates cfg, then fills out. */
+/* Validates cfg, then fills out. The key logit_bias_scale (the shortest "%.17g" text of s) is written only
+ * when s > 0, so a model without the bias has exactly the keys of MODELS 12.3. */
 ox_status ox_oryx_config_to_meta(ox_ctx *ctx, const ox_oryx_config *cfg, ox_oryx_meta *out);
 
 /* Reads a configuration from metadata strings (n pairs kv[0..n-1]; other keys are ignored). Every key of
  * MODELS 12.3 must be present and well formed: format_version "1", integers in decimal, layer_kinds with
  * n_layers entries, conv_kernel 4, rope_base 10000, norm_eps 1e-6, chunk_size 64 (the values this library
- * implements), and arch equal to the one the layer kinds imply. The result is validated.
+ * implements), and arch equal to the one the layer kinds imply. logit_bias_scale is optional: absent means
+ * 0, present it must be a whole decimal number, finite and >= 0. The result is validated.
  * OX_ERR_FORMAT naming the key and value on any mismatch. */
 ox_status ox_oryx_config_from_meta(ox_ctx *ctx, const ox_st_kv *kv, int64_t n, ox_oryx_config *cfg);
 

@@ -369,6 +369,8 @@ ox_status ox_oryx_decoder_step(ox_ctx *ctx, ox_oryx_decoder *d, const int32_t *t
         h = ox_ag_add(ctx, h, proj(ctx, u, Ly->mlp.down.weight));
     }
     ox_tensor *logits = proj(ctx, ox_nn_rmsnorm_forward(ctx, &m->norm_f, h), m->embed.weight);   /* tied head */
+    if (m->logit_bias)                                                  /* + s * lm_head.bias (model.h) */
+        logits = ox_ag_add(ctx, logits, ox_ag_scale(ctx, m->logit_bias, m->cfg.logit_bias_scale));
     if (logits && !ctx->status) {
         memcpy(ox_tensor_f32(d->logits), ox_tensor_f32(logits), (size_t)(B * V) * sizeof(float));
         d->pos++;
@@ -427,7 +429,7 @@ static ox_tensor *parallel_prefill(ox_ctx *ctx, ox_oryx_decoder *d, const ox_ten
         h = ox_ag_add(ctx, h, y);
         h = ox_ag_add(ctx, h, ox_nn_swiglu_forward(ctx, &Ly->mlp, ox_nn_rmsnorm_forward(ctx, &Ly->norm2, h)));
     }
-    ox_tensor *logits = ox_nn_embedding_logits(ctx, &m->embed, ox_nn_rmsnorm_forward(ctx, &m->norm_f, h));
+    ox_tensor *logits = ox_oryx_head(ctx, m, h);
     return ctx->status ? NULL : logits;
 }
 

@@ -52,6 +52,8 @@ ox_status ox_oryx_model_init(ox_ctx *ctx, ox_oryx_model *m, const ox_oryx_config
         ox_nn_swiglu_init(ctx, &m->params, &L->mlp, prefix, c->d_model, c->mlp_hidden, (int)c->n_layers, rng);
     }
     ox_nn_rmsnorm_init(ctx, &m->params, &m->norm_f, "norm_f", c->d_model);
+    if (c->logit_bias_scale > 0 && !ctx->status)      /* zero-filled, no weight decay (a bias) */
+        m->logit_bias = ox_nn_params_add(ctx, &m->params, "lm_head.bias", OX_DIMS(c->vocab), OX_NN_NO_DECAY);
     if (ctx->status) {
         ox_status s = ctx->status;
         ox_oryx_model_free(m);
@@ -99,6 +101,16 @@ static int check_mode(ox_ctx *ctx, const ox_oryx_model *m, const ox_tensor *toke
     return 0;
 }
 
+ox_tensor *ox_oryx_head(ox_ctx *ctx, const ox_oryx_model *m, ox_tensor *h)
+{
+    if (ctx->status || !m || !h)
+        return NULL;
+    ox_tensor *z = ox_nn_embedding_logits(ctx, &m->embed, ox_nn_rmsnorm_forward(ctx, &m->norm_f, h));
+    if (m->logit_bias)
+        z = ox_ag_add(ctx, z, ox_ag_scale(ctx, m->logit_bias, m->cfg.logit_bias_scale));
+    return z;
+}
+
 ox_tensor *ox_oryx_forward(ox_ctx *ctx, const ox_oryx_model *m, const ox_tensor *tokens, const ox_tensor *mode)
 {
     if (ctx->status || !m || !tokens)
@@ -128,7 +140,7 @@ ox_tensor *ox_oryx_forward(ox_ctx *ctx, const ox_oryx_model *m, const ox_tensor 
         h = ox_ag_add(ctx, h, y);
         h = ox_ag_add(ctx, h, ox_nn_swiglu_forward(ctx, &L->mlp, ox_nn_rmsnorm_forward(ctx, &L->norm2, h)));
     }
-    ox_tensor *logits = ox_nn_embedding_logits(ctx, &m->embed, ox_nn_rmsnorm_forward(ctx, &m->norm_f, h));
+    ox_tensor *logits = ox_oryx_head(ctx, m, h);
     return ctx->status ? NULL : logits;
 }
 

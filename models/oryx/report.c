@@ -40,7 +40,9 @@ void ox_oryx_report_config(const ox_oryx_config *c, ox_oryx_report *r)
     const int64_t attn = H * dk * D;
     const int64_t gdn = H * dk * D + K * H * dk + 2 * H * D + 2 * H;
     const int64_t mamba2 = H * dk * D + K * H * dk + H * D + 3 * H;
-    r->shared = c->vocab * D + D;     /* global: embed + norm_f */
+    r->shared = c->vocab * D + D;     /* global: embed + norm_f (+ lm_head.bias) */
+    if (c->logit_bias_scale > 0)
+        r->shared += c->vocab;
     for (int64_t l = 0; l < c->n_layers; l++) {
         unsigned cores = ox_oryx_layer_cores(c, l);
         r->shared += shared;
