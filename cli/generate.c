@@ -111,14 +111,13 @@ static unsigned kv_plan(const ox_oryx_model *m, const int32_t *map, int64_t n_pr
 }
 
 /* Prefill the prompt, then sample and step `tokens` bytes, streaming them to stdout; *t_prompt / *t_gen: the
- * seconds of each part. */
+ * seconds of each part; *note: the KV-cache note of kv_plan. */
 static int decode(ox_ctx *ctx, const gen_opts *o, const ox_oryx_model *m, ox_oryx_decoder *d, int32_t *map,
-                  int64_t n_prompt, double *t_prompt, double *t_gen)
+                  int64_t n_prompt, double *t_prompt, double *t_gen, const char **note)
 {
     int attn_later;
-    const char *note;
     int64_t total = n_prompt + o->tokens, V = m->cfg.vocab;
-    unsigned flags = kv_plan(m, map, n_prompt, total, &attn_later, &note);
+    unsigned flags = kv_plan(m, map, n_prompt, total, &attn_later, note);
     ox_tensor *in = ox_tensor_empty(ctx, OX_I32, OX_DIMS(1, n_prompt));
     ox_tensor *pm = ox_tensor_empty(ctx, OX_I32, OX_DIMS(1, n_prompt));
     if (in && pm)
@@ -179,12 +178,10 @@ int cli_generate(int argc, char **argv)
         code = cli_map_row(ctx, G, &spec, 0, total, map);
     }
     double tp = 0, tg = 0;
+    const char *note = "";
     if (!code)
-        code = decode(ctx, &o, &m, &d, map, n_prompt, &tp, &tg);
+        code = decode(ctx, &o, &m, &d, map, n_prompt, &tp, &tg, &note);
     if (!code) {
-        int attn_later;
-        const char *note;
-        kv_plan(&m, map, n_prompt, total, &attn_later, &note);
         int64_t n_attn = 0;
         for (int64_t i = n_prompt; i < total; i++)
             n_attn += map[i] == OX_NN_ATTN;

@@ -92,13 +92,13 @@ static inline int exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-/* Runs bin/oryx with args (NULL-terminated, without the program name); stdout and stderr go to
- * <dir>/out.txt and <dir>/err.txt. Returns the exit code (128 + signal if killed). */
-static inline int run_oryx(const char *dir, const char *const *args)
+/* Starts bin/oryx with args (NULL-terminated, without the program name), its stdout and stderr going to
+ * <dir>/<stem>out.txt and <dir>/<stem>err.txt; returns its pid. */
+static inline pid_t spawn_oryx(const char *dir, const char *const *args, const char *stem)
 {
     char out[512], err[512];
-    snprintf(out, sizeof out, "%s/out.txt", dir);
-    snprintf(err, sizeof err, "%s/err.txt", dir);
+    snprintf(out, sizeof out, "%s/%sout.txt", dir, stem);
+    snprintf(err, sizeof err, "%s/%serr.txt", dir, stem);
     const char *argv[64];
     int n = 0;
     argv[n++] = oryx_bin();
@@ -113,6 +113,14 @@ static inline int run_oryx(const char *dir, const char *const *args)
     int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     cr_assert_eq(rc, 0, "cannot run %s: %s (build it with make build-all)", argv[0], strerror(rc));
+    return pid;
+}
+
+/* Runs bin/oryx with args (NULL-terminated, without the program name); stdout and stderr go to
+ * <dir>/out.txt and <dir>/err.txt. Returns the exit code (128 + signal if killed). */
+static inline int run_oryx(const char *dir, const char *const *args)
+{
+    pid_t pid = spawn_oryx(dir, args, "");
     int st;
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);

@@ -196,27 +196,6 @@ Test(nothing_lost, failed_write_keeps_the_previous_checkpoint)
 
 /* ---- one run per output -------------------------------------------------------------------------------- */
 
-static pid_t spawn_oryx(const char *dir, const char *const *args)
-{
-    char out[512], err[512];
-    snprintf(out, sizeof out, "%s/bg_out.txt", dir);
-    snprintf(err, sizeof err, "%s/bg_err.txt", dir);
-    const char *argv[64];
-    int n = 0;
-    argv[n++] = oryx_bin();
-    while (*args)
-        argv[n++] = *args++;
-    argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    cr_assert_eq(posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
-}
-
 /* A run holds its --out: a second run on it refuses at once, naming the holder's pid, and touches nothing;
  * after the holder is killed (kill -9) the next run proceeds. */
 Test(nothing_lost, one_run_per_output)
@@ -229,7 +208,7 @@ Test(nothing_lost, one_run_per_output)
     snprintf(csv, sizeof csv, "%s.loss.csv", a);
     write_text(data, 6000);
     const char *t1[] = { "train", "--data", data, "--steps", "1000000", "--save-every", "0", "--out", a, TINY, NULL };
-    pid_t holder = spawn_oryx(dir, t1);
+    pid_t holder = spawn_oryx(dir, t1, "bg_");
     char want[32];
     snprintf(want, sizeof want, "%ld\n", (long)holder);
     for (int i = 0; i < 600; i++) {     /* until the holder has taken the lock (it writes its pid) */
