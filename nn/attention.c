@@ -68,6 +68,36 @@ int ox_nn_attention_check(ox_ctx *ctx, const char *op, const ox_tensor *q, const
     return 0;
 }
 
+int ox_nn_attention_check_mask(ox_ctx *ctx, const char *op, const ox_tensor *q, const ox_nn_attn_mask *mask)
+{
+    const ox_tensor *len = mask ? mask->key_len : NULL;
+    if (!len)
+        return 0;
+    char b1[OX_SHAPE_BUF], b2[OX_SHAPE_BUF];
+    if (ox_check_i32(ctx, op, len))
+        return -1;
+    if (len->ndim != 1 || len->shape[0] != q->shape[0]) {
+        ox_ctx_fail(ctx, OX_ERR_SHAPE, "%s: key_len %s must be [B] = [%lld] (q is %s)", op, ox_shape_str(len, b1),
+                    (long long)q->shape[0], ox_shape_str(q, b2));
+        return -1;
+    }
+    for (int64_t b = 0; b < len->shape[0]; b++) {
+        int32_t x = ox_tensor_i32(len)[b * len->stride[0]];
+        if (x < 0 || x > q->shape[1]) {
+            ox_ctx_fail(ctx, OX_ERR_ARG, "%s: key_len[%lld] = %d is outside [0, T = %lld]", op, (long long)b,
+                        (int)x, (long long)q->shape[1]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int64_t ox_nn_attention_key_len(const ox_nn_attn_mask *mask, int64_t b, int64_t T)
+{
+    const ox_tensor *len = mask ? mask->key_len : NULL;
+    return len ? ox_tensor_i32(len)[b * len->stride[0]] : T;
+}
+
 /* ------------------------------------------------------------------------------ shared state */
 
 /* A strided [B, T, H, n] operand whose last axis is contiguous: element (b, t, h, i) is
@@ -91,6 +121,7 @@ typedef struct attn_state {
     ox_tensor *o;                /* [B, T, H, dv] contiguous */
     ox_tensor *lse;              /* [B, H, T] */
     int32_t *pos;                /* selected positions, batch by batch */
+    int32_t *lim;                /* for each of them, the last key it sees (pos when causal, no lengths) */
     int64_t *off, *cnt;          /* [B]: where batch b's list starts, and its length */
 } attn_state;
 
@@ -135,6 +166,12 @@ static inline const int32_t *qblock_rows(const attn_state *a, int64_t b, int64_t
     return a->pos + a->off[b] + qb * NB;
 }
 
+/* The last key each row of query block qb of batch b sees (nondecreasing along the block). */
+static inline const int32_t *qblock_lims(const attn_state *a, int64_t b, int64_t qb)
+{
+    return a->lim + a->off[b] + qb * NB;
+}
+
 /* The last axis is usable in place by the gemms (stride 1), else the operand is copied. */
 static ox_tensor *lastdim_contiguous(ox_ctx *ctx, ox_tensor *t)
 {
@@ -143,20 +180,28 @@ static ox_tensor *lastdim_contiguous(ox_ctx *ctx, ox_tensor *t)
     return ox_tensor_contiguous(ctx, t);
 }
 
-/* The selected positions per batch (all of them when rows == NULL). */
-static int build_rows(ox_ctx *ctx, attn_state *a, const ox_tensor *rows)
+/* The computed positions per batch and the last key each sees: a row is computed when rows selects it
+ * (all rows when rows == NULL) and it sees at least one key. lim = min(t, len - 1) causal, len - 1 not;
+ * both nondecreasing in t, so within a block the rows that see a key form a suffix, as in the causal case. */
+static int build_rows(ox_ctx *ctx, attn_state *a, const ox_tensor *rows, const ox_nn_attn_mask *mask)
 {
     a->pos = ox_ctx_alloc(ctx, sizeof(int32_t) * (size_t)(a->B * a->T));
+    a->lim = ox_ctx_alloc(ctx, sizeof(int32_t) * (size_t)(a->B * a->T));
     a->off = ox_ctx_alloc(ctx, sizeof(int64_t) * (size_t)a->B);
     a->cnt = ox_ctx_alloc(ctx, sizeof(int64_t) * (size_t)a->B);
-    if (!a->pos || !a->off || !a->cnt)
+    if (!a->pos || !a->lim || !a->off || !a->cnt)
         return -1;
     int64_t n = 0;
     for (int64_t b = 0; b < a->B; b++) {
+        int64_t last = ox_nn_attention_key_len(mask, b, a->T) - 1;
         a->off[b] = n;
-        for (int64_t t = 0; t < a->T; t++)
-            if (!rows || ox_tensor_i32(rows)[b * rows->stride[0] + t * rows->stride[1]])
+        for (int64_t t = 0; t < a->T; t++) {
+            int64_t lim = mask->causal && t < last ? t : last;
+            if (lim >= 0 && (!rows || ox_tensor_i32(rows)[b * rows->stride[0] + t * rows->stride[1]])) {
+                a->lim[n] = (int32_t)lim;
                 a->pos[n++] = (int32_t)t;
+            }
+        }
         a->cnt[b] = n - a->off[b];
     }
     return 0;
@@ -168,7 +213,7 @@ static int job_threads(const ox_ctx *ctx, const attn_state *a)
     double work = 0;
     for (int64_t b = 0; b < a->B; b++)
         for (int64_t i = 0; i < a->cnt[b]; i++)
-            work += (double)(a->pos[a->off[b] + i] + 1);
+            work += (double)(a->lim[a->off[b] + i] + 1);
     work *= (double)(a->H * (a->dk + a->dv));
     return work >= 4.0 * OX_PARALLEL_MIN ? ctx->n_threads : 1;
 }
@@ -225,8 +270,8 @@ static uint64_t fwd_block(const attn_state *a, int64_t b, int64_t h, int64_t qb,
     const int64_t dk = a->dk, dv = a->dv, H = a->H;
     tile_scratch w = carve(mem, dk, dv);
     int64_t nr;
-    const int32_t *p = qblock_rows(a, b, qb, &nr);
-    const int64_t pmax = p[nr - 1];
+    const int32_t *p = qblock_rows(a, b, qb, &nr), *lm = qblock_lims(a, b, qb);
+    const int64_t pmax = lm[nr - 1];
     opnd q = opnd_of(a->q), k = opnd_of(a->k), v = opnd_of(a->v);
 
     for (int64_t r = 0; r < nr; r++) {       /* gather the block's query rows, transposed */
@@ -241,16 +286,16 @@ static uint64_t fwd_block(const attn_state *a, int64_t b, int64_t h, int64_t qb,
     int64_t r0 = 0;
     for (int64_t j0 = 0; j0 <= pmax; j0 += NB) {
         int64_t nj = min64(NB, pmax + 1 - j0);
-        while (p[r0] < j0)                   /* rows before r0 see no key of this block */
+        while (lm[r0] < j0)                  /* rows before r0 see no key of this block */
             r0++;
         int64_t nq = nr - r0;
         const float *kj = k.p + b * k.sb + j0 * k.st + h * k.sh;
         const float *vj = v.p + b * v.sb + j0 * v.st + h * v.sh;
         /* S^T = K_J Q^T / sqrt(dk), columns r0 .. nr-1 */
         ox_sgemm(1, nj, nq, dk, a->scale, kj, k.st, 1, w.qt + r0, NB, 1, 0.0f, w.st + r0, NB, 1);
-        /* causal mask, then m' = max(m, max_s S), P^T = exp(S^T - m'), this block's row sums */
+        /* mask (keys after a row's last key), then m' = max(m, max_s S), P^T = exp(S^T - m'), row sums */
         for (int64_t s = 0, rs = r0; s < nj; s++) {
-            while (rs < nr && p[rs] < j0 + s)
+            while (rs < nr && lm[rs] < j0 + s)
                 rs++;
             for (int64_t r = r0; r < rs; r++)
                 w.st[s * NB + r] = -INFINITY;
@@ -335,26 +380,26 @@ static const int32_t *bwd_gather(const attn_state *a, const attn_grads *g, int64
 
 /* One (query block, key block) tile: recompute P, then accumulate dQ (into the block's dQ scratch,
  * when do_dq) and dK, dV (straight into the gradient rows of the key block, when do_dkv). */
-static void bwd_tile(const attn_state *a, const attn_grads *g, int64_t b, int64_t h, const int32_t *p,
+static void bwd_tile(const attn_state *a, const attn_grads *g, int64_t b, int64_t h, const int32_t *lm,
                      int64_t nr, int64_t j0, const tile_scratch *w, int do_dq, int do_dkv)
 {
     const int64_t dk = a->dk, dv = a->dv, H = a->H, T = a->T;
     const float *lse = w->m, *delta = w->l;
     opnd k = opnd_of(a->k), v = opnd_of(a->v);
-    int64_t nj = min64(NB, p[nr - 1] + 1 - j0), r0 = 0;
-    while (p[r0] < j0)
+    int64_t nj = min64(NB, lm[nr - 1] + 1 - j0), r0 = 0;
+    while (lm[r0] < j0)
         r0++;
     int64_t nq = nr - r0;
     const float *kj = k.p + b * k.sb + j0 * k.st + h * k.sh;
     const float *vj = v.p + b * v.sb + j0 * v.st + h * v.sh;
 
-    /* P^T = exp(K_J Q^T / sqrt(dk) - LSE), 0 where key j0 + s > p_r (as in the forward) */
+    /* P^T = exp(K_J Q^T / sqrt(dk) - LSE), 0 where key j0 + s > lim_r (as in the forward) */
     ox_sgemm(1, nj, nq, dk, a->scale, kj, k.st, 1, w->qt + r0, NB, 1, 0.0f, w->st + r0, NB, 1);
     for (int64_t s = 0, rs = r0; s < nj; s++) {
         float *row = w->st + s * NB;
         for (int64_t r = r0; r < nr; r++)
             row[r] = exp_ps(row[r] - lse[r]);
-        while (rs < nr && p[rs] < j0 + s)
+        while (rs < nr && lm[rs] < j0 + s)
             rs++;
         for (int64_t r = r0; r < rs; r++)
             row[r] = 0.0f;
@@ -400,11 +445,11 @@ static void bwd_qblock(const attn_state *a, const attn_grads *g, int64_t b, int6
 {
     tile_scratch w = carve(mem, a->dk, a->dv);
     int64_t nr;
-    const int32_t *p = bwd_gather(a, g, b, h, qb, &w, &nr);
+    const int32_t *p = bwd_gather(a, g, b, h, qb, &w, &nr), *lm = qblock_lims(a, b, qb);
     if (do_dq)
         memset(w.dq, 0, sizeof(float) * (size_t)(NB * a->dk));
-    for (int64_t j0 = 0; j0 <= p[nr - 1]; j0 += NB)
-        bwd_tile(a, g, b, h, p, nr, j0, &w, do_dq, do_dkv);
+    for (int64_t j0 = 0; j0 <= lm[nr - 1]; j0 += NB)
+        bwd_tile(a, g, b, h, lm, nr, j0, &w, do_dq, do_dkv);
     if (do_dq && g->gq)
         bwd_scatter_dq(a, g, b, h, p, nr, &w);
 }
@@ -418,11 +463,12 @@ static void bwd_kblock(const attn_state *a, const attn_grads *g, int64_t b, int6
     int64_t j0 = kb * NB;
     for (int64_t qb = 0; qb < n_qblocks(a, b); qb++) {
         int64_t nr;
-        const int32_t *p = qblock_rows(a, b, qb, &nr);
-        if (p[nr - 1] < j0)
+        const int32_t *lm = qblock_lims(a, b, qb);
+        qblock_rows(a, b, qb, &nr);
+        if (lm[nr - 1] < j0)
             continue;
         bwd_gather(a, g, b, h, qb, &w, &nr);
-        bwd_tile(a, g, b, h, p, nr, j0, &w, 0, 1);
+        bwd_tile(a, g, b, h, lm, nr, j0, &w, 0, 1);
     }
 }
 
@@ -446,7 +492,7 @@ static ox_status attention_backward(ox_ctx *ctx, ox_ag_node *node)
     int64_t n_items = 0, n_key_items = 0;
     for (int64_t b = 0; b < B; b++) {
         n_items += n_qblocks(a, b) * H;
-        n_key_items += (a->cnt[b] ? a->pos[a->off[b] + a->cnt[b] - 1] / NB + 1 : 0) * H;
+        n_key_items += (a->cnt[b] ? a->lim[a->off[b] + a->cnt[b] - 1] / NB + 1 : 0) * H;
     }
     int64_t n_max = n_items > n_key_items ? n_items : n_key_items;
     item *items = ox_ctx_alloc(ctx, sizeof(item) * (size_t)(n_max + 1));
@@ -478,7 +524,7 @@ static ox_status attention_backward(ox_ctx *ctx, ox_ag_node *node)
         /* pass 2: dK, dV, parallel over key blocks (each writes only its own rows of dk, dv) */
         n_items = 0;
         for (int64_t b = 0; b < B; b++) {
-            int64_t last = a->cnt[b] ? a->pos[a->off[b] + a->cnt[b] - 1] : -1;
+            int64_t last = a->cnt[b] ? a->lim[a->off[b] + a->cnt[b] - 1] : -1;
             for (int64_t h = 0; h < H; h++)
                 for (int64_t kb = 0; kb * NB <= last; kb++)
                     items[n_items++] = (item){ (int32_t)b, (int32_t)h, (int32_t)kb };
@@ -498,9 +544,19 @@ static const ox_ag_op attention_op = { "attention", attention_backward };
 
 ox_tensor *ox_nn_attention(ox_ctx *ctx, ox_tensor *q, ox_tensor *k, ox_tensor *v, const ox_tensor *rows)
 {
+    return ox_nn_attention_masked(ctx, q, k, v, rows, NULL);
+}
+
+ox_tensor *ox_nn_attention_masked(ox_ctx *ctx, ox_tensor *q, ox_tensor *k, ox_tensor *v, const ox_tensor *rows,
+                                  const ox_nn_attn_mask *mask)
+{
+    static const ox_nn_attn_mask causal = { 1, NULL };
     if (ctx->status || !q || !k || !v)
         return NULL;
-    if (ox_nn_attention_check(ctx, "attention", q, k, v, rows))
+    if (!mask)
+        mask = &causal;
+    if (ox_nn_attention_check(ctx, "attention", q, k, v, rows) ||
+        ox_nn_attention_check_mask(ctx, "attention", q, mask))
         return NULL;
     attn_state *a = ox_ctx_alloc(ctx, sizeof *a);
     if (!a)
@@ -514,12 +570,13 @@ ox_tensor *ox_nn_attention(ox_ctx *ctx, ox_tensor *q, ox_tensor *k, ox_tensor *v
     a->q = lastdim_contiguous(ctx, q);
     a->k = lastdim_contiguous(ctx, k);
     a->v = lastdim_contiguous(ctx, v);
-    /* skipped rows keep o = 0 and LSE = 0 */
-    a->o = rows ? ox_tensor_zeros(ctx, OX_F32, OX_DIMS(a->B, a->T, a->H, a->dv))
-                : ox_tensor_empty(ctx, OX_F32, OX_DIMS(a->B, a->T, a->H, a->dv));
-    a->lse = rows ? ox_tensor_zeros(ctx, OX_F32, OX_DIMS(a->B, a->H, a->T))
-                  : ox_tensor_empty(ctx, OX_F32, OX_DIMS(a->B, a->H, a->T));
-    if (!a->q || !a->k || !a->v || !a->o || !a->lse || build_rows(ctx, a, rows))
+    /* skipped rows (and rows that see no key) keep o = 0 and LSE = 0 */
+    int some_skipped = rows || mask->key_len;
+    a->o = some_skipped ? ox_tensor_zeros(ctx, OX_F32, OX_DIMS(a->B, a->T, a->H, a->dv))
+                        : ox_tensor_empty(ctx, OX_F32, OX_DIMS(a->B, a->T, a->H, a->dv));
+    a->lse = some_skipped ? ox_tensor_zeros(ctx, OX_F32, OX_DIMS(a->B, a->H, a->T))
+                          : ox_tensor_empty(ctx, OX_F32, OX_DIMS(a->B, a->H, a->T));
+    if (!a->q || !a->k || !a->v || !a->o || !a->lse || build_rows(ctx, a, rows, mask))
         return NULL;
 
     int nt = job_threads(ctx, a);

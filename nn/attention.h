@@ -1,6 +1,7 @@
-/* attention.h - causal softmax attention (MODELS.md section 4): the blocked flash-style fused op with its
- * hand-written backward (attention.c), the materialised reference kept beside it (attention_ref.c), and the
- * KV-cache decode step (attention_cache.c).
+/* attention.h - softmax attention (MODELS.md section 4), causal by default, optionally bidirectional and
+ * with per-batch key lengths (padding): the blocked flash-style fused op with its hand-written backward
+ * (attention.c), the materialised reference kept beside it (attention_ref.c), and the KV-cache decode step
+ * (attention_cache.c).
  *
  * Letters: B batch, T sequence length, H heads, dk head dim of q and k, dv head dim of v.
  * Inputs are already RoPE-rotated (nn/rope.h). For every computed query row t of batch b, head h:
@@ -15,6 +16,12 @@
  * its output row is 0 and it sends no gradient (dq row 0, no contribution to dk, dv). NULL = all rows.
  * Keys and values are always every position <= the query, whatever the map.
  *
+ * Masks (ox_nn_attention_masked): query t of batch b sees the keys s with s < len_b (len_b = key_len[b], or
+ * T without lengths) and, when causal, s <= t; i.e. s <= lim_t, lim_t = min(t, len_b - 1) causal or
+ * len_b - 1 bidirectional. The sums above run over s <= lim_t instead of s <= t. A query row that sees no
+ * key (len_b = 0) is treated as a skipped row: output 0, no gradient (PyTorch would give NaN there).
+ * ox_nn_attention(q, k, v, rows) is ox_nn_attention_masked(q, k, v, rows, NULL): causal, no lengths.
+ *
  *   ox_tensor *o = ox_nn_attention(ctx, ox_nn_rope(ctx, q, 0), ox_nn_rope(ctx, k, 0), v, NULL);
  *   ox_nn_kv_cache c; ox_nn_kv_cache_init(ctx, &c, B, H, Tmax, dk, dv);
  *   ox_nn_attention_step(ctx, &c, q_tok, k_tok, v_tok, out_tok);   // one decode token
@@ -28,6 +35,13 @@
 /* Query rows per block and keys per block of the fast path. */
 #define OX_ATTN_BLOCK 64
 
+/* Which keys the queries see, besides the rows map (see the top of the file). NULL = { 1, NULL }. */
+typedef struct ox_nn_attn_mask {
+    int causal;                 /* nonzero: query t sees keys s <= t only */
+    const ox_tensor *key_len;   /* I32 [B] (any stride) with 0 <= key_len[b] <= T, or NULL: keys s >= key_len[b]
+                                 * are hidden (padding); borrowed, read during the call only */
+} ox_nn_attn_mask;
+
 /* The fast path. q, k [B, T, H, dk], v [B, T, H, dv]: any strides (a last axis with stride 1 is used in
  * place, otherwise the tensor is copied once). rows: I32 [B, T] of 0/1, or NULL. Returns o [B, T, H, dv]
  * contiguous (arena), differentiable in q, k and v; NULL with an error in ctx on bad shapes/dtypes/values.
@@ -36,7 +50,8 @@
  * scratch); each block walks 64-key blocks J = [j0, min(j0 + 64, pmax + 1)), pmax = the block's last
  * position, with S = Q K_J^T and acc += P V_J through ox_sgemm and an online softmax (running max and
  * sum). A row with position p takes part in key block J only when j0 <= p. Saved for backward: o and the
- * row log-sum-exp LSE [B, H, T] (0 at skipped rows); no T x T matrix is ever formed. Memory: O(B T H
+ * row log-sum-exp LSE [B, H, T] (0 at skipped rows); no T x T matrix is ever formed. With a mask, read
+ * lim_p (the row's last visible key, above) for p in this paragraph and the next one. Memory: O(B T H
  * (dk + dv)) plus O(threads * 64 * (64 + dk + dv)) scratch.
  *
  * Work count: adds to ctx->attn_madds, per head and computed row at position p in a block whose last
@@ -49,6 +64,10 @@
  * pass over (b, h, query block) then a dK/dV pass over (b, h, key block). Both schedules make the same
  * products in the same order, so results do not depend on the thread count. */
 ox_tensor *ox_nn_attention(ox_ctx *ctx, ox_tensor *q, ox_tensor *k, ox_tensor *v, const ox_tensor *rows);
+/* The fast path with a mask (NULL = causal, no lengths: ox_nn_attention). Same arguments, results and
+ * costs otherwise; errors also for a bad key_len (not I32 [B], a value outside [0, T]). */
+ox_tensor *ox_nn_attention_masked(ox_ctx *ctx, ox_tensor *q, ox_tensor *k, ox_tensor *v, const ox_tensor *rows,
+                                  const ox_nn_attn_mask *mask);
 
 /* The reference: same arguments, same math, same result up to rounding. Per (b, h) it materialises the
  * T x T scores S = Q K^T / sqrt(dk) (one ox_sgemm), the masked softmax P (saved, [B, H, T, T] in the
@@ -57,12 +76,20 @@ ox_tensor *ox_nn_attention(ox_ctx *ctx, ox_tensor *q, ox_tensor *k, ox_tensor *v
  * tests and teaching; the fast path never calls it. Does not count attn_madds. */
 ox_tensor *ox_nn_attention_reference(ox_ctx *ctx, ox_tensor *q, ox_tensor *k, ox_tensor *v,
                                      const ox_tensor *rows);
+/* The reference with a mask (NULL = causal, no lengths): the masked entries of P are 0. */
+ox_tensor *ox_nn_attention_reference_masked(ox_ctx *ctx, ox_tensor *q, ox_tensor *k, ox_tensor *v,
+                                            const ox_tensor *rows, const ox_nn_attn_mask *mask);
 
 /* Argument check shared by both versions: q, k, v F32 of shapes [B, T, H, dk], [B, T, H, dk], [B, T, H, dv]
  * (dk, dv >= 1) and rows NULL or I32 [B, T] of 0/1. Returns 0, or -1 with an error recorded that names
  * `op` and the shapes (or the offending rows value). */
 int ox_nn_attention_check(ox_ctx *ctx, const char *op, const ox_tensor *q, const ox_tensor *k,
                           const ox_tensor *v, const ox_tensor *rows);
+/* The mask's check (after ox_nn_attention_check): mask NULL or its key_len NULL, or I32 [B] with values in
+ * [0, T] (B, T from q). Returns 0, or -1 with an error naming `op` and the offending shape or value. */
+int ox_nn_attention_check_mask(ox_ctx *ctx, const char *op, const ox_tensor *q, const ox_nn_attn_mask *mask);
+/* len_b: key_len[b] of a checked mask, or T when mask or its key_len is NULL. */
+int64_t ox_nn_attention_key_len(const ox_nn_attn_mask *mask, int64_t b, int64_t T);
 
 /* ---- decoding with a KV cache ---------------------------------------------------------------------- */
 

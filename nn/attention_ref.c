@@ -1,8 +1,8 @@
-/* attention_ref.c - the materialised reference of causal attention, forward and backward side by side.
+/* attention_ref.c - the materialised reference of (masked) attention, forward and backward side by side.
  *
- * Per (b, h) it forms the whole T x T score matrix S = Q K^T / sqrt(dk) with one ox_sgemm (upper
- * triangle included, then masked), turns each computed row into a causal softmax P (a skipped row is all
- * zeros), and multiplies o = P V. P is saved for backward, as llm.c's attention saves `att`:
+ * Per (b, h) it forms the whole T x T score matrix S = Q K^T / sqrt(dk) with one ox_sgemm (hidden keys
+ * included, then masked), turns each computed row t into a softmax P over its visible keys s <= lim_t
+ * (attention.h; a skipped row, or one that sees no key, is all zeros), and multiplies o = P V. P is saved for backward, as llm.c's attention saves `att`:
  *     dV += P^T dO ;  dP = dO V^T ;  dS_ts = P_ts (dP_ts - sum_s' P_ts' dP_ts')
  *     dQ += dS K / sqrt(dk) ;  dK += dS^T Q / sqrt(dk)
  * (rowsum(P dP) equals Delta = dO . O of the fast path.) The operands' strides go straight to the gemm,
@@ -77,9 +77,19 @@ static const ox_ag_op reference_op = { "attention_reference", reference_backward
 ox_tensor *ox_nn_attention_reference(ox_ctx *ctx, ox_tensor *q, ox_tensor *k, ox_tensor *v,
                                      const ox_tensor *rows)
 {
+    return ox_nn_attention_reference_masked(ctx, q, k, v, rows, NULL);
+}
+
+ox_tensor *ox_nn_attention_reference_masked(ox_ctx *ctx, ox_tensor *q, ox_tensor *k, ox_tensor *v,
+                                            const ox_tensor *rows, const ox_nn_attn_mask *mask)
+{
+    static const ox_nn_attn_mask causal = { 1, NULL };
     if (ctx->status || !q || !k || !v)
         return NULL;
-    if (ox_nn_attention_check(ctx, "attention_reference", q, k, v, rows))
+    if (!mask)
+        mask = &causal;
+    if (ox_nn_attention_check(ctx, "attention_reference", q, k, v, rows) ||
+        ox_nn_attention_check_mask(ctx, "attention_reference", q, mask))
         return NULL;
     const int64_t B = q->shape[0], T = q->shape[1], H = q->shape[2], dk = q->shape[3], dv = v->shape[3];
     const float scale = (float)(1.0 / sqrt((double)dk));
@@ -94,27 +104,29 @@ ox_tensor *ox_nn_attention_reference(ox_ctx *ctx, ox_tensor *q, ox_tensor *k, ox
     for (int64_t bh = 0; bh < B * H; bh++) {
         int64_t b = bh / H, h = bh % H;
         float *p = ox_tensor_f32(P) + bh * T * T;
+        int64_t len = ox_nn_attention_key_len(mask, b, T);
         /* S = Q K^T / sqrt(dk), the full T x T matrix */
         ox_sgemm(1, T, T, dk, scale, head_base(q, b, h), q->stride[1], q->stride[3], head_base(k, b, h),
                  k->stride[3], k->stride[1], 0.0f, p, T, 1);
         for (int64_t t = 0; t < T; t++) {
             float *pr = p + t * T;
-            if (rv && !rv[b * rows->stride[0] + t * rows->stride[1]]) {
+            int64_t lim = mask->causal && t < len - 1 ? t : len - 1;     /* the last visible key */
+            if (lim < 0 || (rv && !rv[b * rows->stride[0] + t * rows->stride[1]])) {
                 for (int64_t s = 0; s < T; s++)
                     pr[s] = 0.0f;
                 continue;
             }
             float mx = -INFINITY, sum = 0.0f;
-            for (int64_t s = 0; s <= t; s++)
+            for (int64_t s = 0; s <= lim; s++)
                 mx = fmaxf(mx, pr[s]);
-            for (int64_t s = 0; s <= t; s++) {
+            for (int64_t s = 0; s <= lim; s++) {
                 pr[s] = expf(pr[s] - mx);
                 sum += pr[s];
             }
             float inv = 1.0f / sum;
-            for (int64_t s = 0; s <= t; s++)
+            for (int64_t s = 0; s <= lim; s++)
                 pr[s] *= inv;
-            for (int64_t s = t + 1; s < T; s++)     /* causal mask */
+            for (int64_t s = lim + 1; s < T; s++)   /* the mask */
                 pr[s] = 0.0f;
         }
         /* o = P V */

@@ -1,4 +1,4 @@
-/* test_attention.c - RoPE (suite rope) and causal attention (suite attention): forward against
+/* test_attention.c - RoPE (suite rope) and attention (suite attention; causal, and with masks): forward against
  * double-precision loops written here, the fast path against the materialised reference, gradients by
  * gradcheck and against a double-precision backward oracle, subset rows, the work count, memory, KV-cache
  * decoding and argument errors.
@@ -56,10 +56,12 @@ typedef struct oracle {
     double max_abs_score;
 } oracle;
 
-/* q, k [B, T, H, dk], v, dout [B, T, H, dv] contiguous; rows [B, T] or NULL. Caller frees with
- * oracle_free. */
-static oracle oracle_run(const float *q, const float *k, const float *v, const float *dout,
-                         const int32_t *rows, int64_t B, int64_t T, int64_t H, int64_t dk, int64_t dv)
+/* q, k [B, T, H, dk], v, dout [B, T, H, dv] contiguous; rows [B, T] or NULL; query t of batch b sees keys
+ * s <= lim = (causal ? min(t, len_b - 1) : len_b - 1), len_b = len[b] or T when len is NULL; a row with
+ * lim < 0 is skipped. Caller frees with oracle_free. */
+static oracle oracle_run_mask(const float *q, const float *k, const float *v, const float *dout,
+                              const int32_t *rows, int causal, const int32_t *len, int64_t B, int64_t T,
+                              int64_t H, int64_t dk, int64_t dv)
 {
     oracle r;
     r.o = calloc((size_t)(B * T * H * dv), sizeof(double));
@@ -73,11 +75,12 @@ static oracle oracle_run(const float *q, const float *k, const float *v, const f
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++)
             for (int64_t t = 0; t < T; t++) {
-                if (rows && !rows[b * T + t])
+                int64_t last = (len ? len[b] : T) - 1, lim = causal && t < last ? t : last;
+                if (lim < 0 || (rows && !rows[b * T + t]))
                     continue;
                 const float *qt = q + QI(b, t, h) * dk;
                 double mx = -INFINITY;
-                for (int64_t s = 0; s <= t; s++) {
+                for (int64_t s = 0; s <= lim; s++) {
                     const float *ks = k + QI(b, s, h) * dk;
                     double d = 0;
                     for (int64_t i = 0; i < dk; i++)
@@ -89,25 +92,25 @@ static oracle oracle_run(const float *q, const float *k, const float *v, const f
                         mx = p[s];
                 }
                 double l = 0;
-                for (int64_t s = 0; s <= t; s++)
+                for (int64_t s = 0; s <= lim; s++)
                     l += (p[s] = exp(p[s] - mx));
                 double *ot = r.o + QI(b, t, h) * dv;
                 const float *dot = dout + QI(b, t, h) * dv;
-                for (int64_t s = 0; s <= t; s++) {
+                for (int64_t s = 0; s <= lim; s++) {
                     p[s] /= l;
                     for (int64_t i = 0; i < dv; i++)
                         ot[i] += p[s] * v[QI(b, s, h) * dv + i];
                 }
                 /* backward of this row */
                 double delta = 0;
-                for (int64_t s = 0; s <= t; s++) {
+                for (int64_t s = 0; s <= lim; s++) {
                     double d = 0;
                     for (int64_t i = 0; i < dv; i++)
                         d += (double)dot[i] * v[QI(b, s, h) * dv + i];
                     dp[s] = d;
                     delta += p[s] * d;
                 }
-                for (int64_t s = 0; s <= t; s++) {
+                for (int64_t s = 0; s <= lim; s++) {
                     double ds = p[s] * (dp[s] - delta) * sc;
                     for (int64_t i = 0; i < dk; i++) {
                         r.dq[QI(b, t, h) * dk + i] += ds * k[QI(b, s, h) * dk + i];
@@ -121,6 +124,13 @@ static oracle oracle_run(const float *q, const float *k, const float *v, const f
     free(p);
     free(dp);
     return r;
+}
+
+/* The causal oracle without key lengths. */
+static oracle oracle_run(const float *q, const float *k, const float *v, const float *dout,
+                         const int32_t *rows, int64_t B, int64_t T, int64_t H, int64_t dk, int64_t dv)
+{
+    return oracle_run_mask(q, k, v, dout, rows, 1, NULL, B, T, H, dk, dv);
 }
 
 static void oracle_free(oracle *r)
@@ -726,6 +736,205 @@ Test(attention, bad_shapes_are_errors)
         ox_ctx_clear_error(ctx);
         cr_assert_null(fns[f](ctx, q, NULL, v, NULL));
         cr_assert_eq(ox_ctx_status(ctx), OX_OK);       /* a NULL input is a previous failure, not a new one */
+    }
+    ox_ctx_free(ctx);
+}
+
+/* ================================================================================== masks */
+
+typedef ox_tensor *(*attn_mask_fn)(ox_ctx *, ox_tensor *, ox_tensor *, ox_tensor *, const ox_tensor *,
+                                   const ox_nn_attn_mask *);
+
+/* run_attn with a mask. */
+static run run_attn_mask(ox_ctx *ctx, attn_mask_fn fn, qkv *x, const ox_tensor *rows, const ox_nn_attn_mask *m)
+{
+    ox_ag_zero_grad((ox_tensor *[]){ x->q, x->k, x->v }, 3);
+    ox_tensor *o = fn(ctx, x->q, x->k, x->v, rows, m);
+    cr_assert_not_null(o, "%s", ox_ctx_message(ctx));
+    assert_ok(ctx, ox_ag_backward_seeded(ctx, o, x->dout));
+    run r = { copy_out(ctx, o), copy_out(ctx, x->q->grad), copy_out(ctx, x->k->grad), copy_out(ctx, x->v->grad) };
+    return r;
+}
+
+static ox_tensor *lens_tensor(ox_ctx *ctx, const int32_t *len, int64_t B)
+{
+    ox_tensor *t = ox_tensor_empty(ctx, OX_I32, OX_DIMS(B));
+    cr_assert_not_null(t);
+    memcpy(ox_tensor_i32(t), len, sizeof(int32_t) * (size_t)B);
+    return t;
+}
+
+/* One mask: fast and reference against the fp64 oracle (the tolerances of check_case: outputs 1e-5,
+ * gradients 1e-4), fast against reference, and exact zeros where the mask says so: o and dq at rows that
+ * see no key (len_b = 0), dk and dv at hidden keys (s >= len_b). */
+static void mask_case(int64_t T, int causal, const int32_t *len, double rows_frac, uint64_t seed)
+{
+    ox_ctx *ctx = test_ctx();
+    ox_rng rng = ox_rng_seed(seed);
+    const int64_t B = 3, H = 2, dk = 16, dv = 12, nk = B * T * H * dk, nv = B * T * H * dv;
+    qkv x = make_qkv(ctx, &rng, B, T, H, dk, dv, 1.0);
+    ox_tensor *rows = rows_frac < 1 ? random_rows(ctx, &rng, B, T, rows_frac) : NULL;
+    ox_nn_attn_mask m = { causal, len ? lens_tensor(ctx, len, B) : NULL };
+    run f = run_attn_mask(ctx, ox_nn_attention_masked, &x, rows, &m);
+    run r = run_attn_mask(ctx, ox_nn_attention_reference_masked, &x, rows, &m);
+    oracle g = oracle_run_mask(ox_tensor_f32(x.q), ox_tensor_f32(x.k), ox_tensor_f32(x.v), ox_tensor_f32(x.dout),
+                               rows ? ox_tensor_i32(rows) : NULL, causal, len, B, T, H, dk, dv);
+    const run *rs[2] = { &f, &r };
+    for (int i = 0; i < 2; i++) {
+        double e[4] = { rel_d(rs[i]->o, g.o, nv), rel_d(rs[i]->dq, g.dq, nk), rel_d(rs[i]->dk, g.dk, nk),
+                        rel_d(rs[i]->dv, g.dv, nv) };
+        cr_assert(e[0] <= 1e-5 && e[1] <= 1e-4 && e[2] <= 1e-4 && e[3] <= 1e-4,
+                  "%s T %lld causal %d: vs oracle o %g dq %g dk %g dv %g", i ? "reference" : "fast",
+                  (long long)T, causal, e[0], e[1], e[2], e[3]);
+    }
+    double e[4] = { rel_err(f.o, r.o, nv), rel_err(f.dq, r.dq, nk), rel_err(f.dk, r.dk, nk),
+                    rel_err(f.dv, r.dv, nv) };
+    cr_assert(e[0] <= 1e-5 && e[1] <= 1e-4 && e[2] <= 1e-4 && e[3] <= 1e-4,
+              "T %lld causal %d: fast vs reference o %g dq %g dk %g dv %g", (long long)T, causal, e[0], e[1],
+              e[2], e[3]);
+    for (int i = 0; i < 2; i++)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t t = 0; t < T; t++) {
+                int64_t row = (b * T + t) * H;
+                int dead = len && len[b] == 0, hidden = len && t >= len[b];
+                for (int64_t j = 0; j < H * dv; j++) {
+                    cr_assert(!dead || rs[i]->o[row * dv + j] == 0.0f, "o at a row with no key");
+                    cr_assert(!hidden || rs[i]->dv[row * dv + j] == 0.0f, "dv at a hidden key");
+                }
+                for (int64_t j = 0; j < H * dk; j++) {
+                    cr_assert(!dead || rs[i]->dq[row * dk + j] == 0.0f, "dq at a row with no key");
+                    cr_assert(!hidden || rs[i]->dk[row * dk + j] == 0.0f, "dk at a hidden key");
+                }
+            }
+    run_free(&f);
+    run_free(&r);
+    oracle_free(&g);
+    ox_ctx_free(ctx);
+}
+
+Test(attention, masks_match_reference_and_oracle)
+{
+    const int32_t full65[3] = { 65, 65, 65 }, mix65[3] = { 65, 1, 40 }, edge150[3] = { 0, 64, 129 };
+    mask_case(65, 0, NULL, 1, 800);             /* bidirectional */
+    mask_case(65, 0, mix65, 1, 801);            /* bidirectional with padding */
+    mask_case(65, 0, full65, 1, 802);           /* lengths T: the same as none */
+    mask_case(150, 1, edge150, 1, 803);         /* causal with padding; a batch with no key at all */
+    mask_case(150, 0, edge150, 1, 804);
+    mask_case(150, 0, edge150, 0.4, 805);       /* with subset rows */
+}
+
+/* Bidirectional attention gives every query every key: min(64 ceil(T / 64), T) = T keys per row, so the
+ * work count is B T H T (dk + dv); with lengths, len_b per row of batch b (none for len_b = 0). */
+Test(attention, masks_madds_count)
+{
+    ox_ctx *ctx = test_ctx();
+    ox_rng rng = ox_rng_seed(810);
+    const int64_t B = 3, T = 150, H = 2, dk = 16, dv = 8;
+    const int32_t len[3] = { 0, 64, 129 };
+    qkv x = make_qkv(ctx, &rng, B, T, H, dk, dv, 1.0);
+    ox_nn_attn_mask m = { 0, NULL };
+    ctx->attn_madds = 0;
+    cr_assert_not_null(ox_nn_attention_masked(ctx, x.q, x.k, x.v, NULL, &m), "%s", ox_ctx_message(ctx));
+    cr_assert_eq(ctx->attn_madds, (uint64_t)(B * T * H * T * (dk + dv)));
+    m.key_len = lens_tensor(ctx, len, B);
+    ctx->attn_madds = 0;
+    cr_assert_not_null(ox_nn_attention_masked(ctx, x.q, x.k, x.v, NULL, &m), "%s", ox_ctx_message(ctx));
+    cr_assert_eq(ctx->attn_madds, (uint64_t)((0 + 64 + 129) * T * H * (dk + dv)));
+    ox_ctx_free(ctx);
+}
+
+struct gc_mask_arg {
+    attn_mask_fn fn;
+    const ox_tensor *rows;
+    ox_nn_attn_mask mask;
+    int64_t dv;
+};
+
+static ox_tensor *f_attn_mask(ox_ctx *ctx, ox_tensor *const *in, void *arg)
+{
+    const struct gc_mask_arg *a = arg;
+    ox_tensor *q = ox_ag_transpose(ctx, in[0], 1, 2);
+    ox_tensor *k = ox_ag_transpose(ctx, in[1], 2, 3);
+    ox_tensor *v = ox_ag_narrow(ctx, in[2], 3, 1, a->dv);
+    return a->fn(ctx, q, k, v, a->rows, &a->mask);
+}
+
+/* As gradcheck_case (fp32 defaults, scores of order one), with a mask: B = 2 with lengths len. */
+static void gradcheck_mask_case(attn_mask_fn fn, int64_t T, int causal, const int32_t *len, uint64_t seed)
+{
+    ox_ctx *ctx = test_ctx();
+    ox_rng rng = ox_rng_seed(seed);
+    const int64_t B = 2, H = 2, dk = 8, dv = 6;
+    ox_tensor *q = test_leaf(ctx, &rng, OX_DIMS(B, H, T, dk), 1.0);
+    ox_tensor *k = test_leaf(ctx, &rng, OX_DIMS(B, T, dk, H), 1.0);
+    ox_tensor *v = test_leaf(ctx, &rng, OX_DIMS(B, T, H, dv + 3), 1.0);
+    struct gc_mask_arg a = { fn, NULL, { causal, len ? lens_tensor(ctx, len, B) : NULL }, dv };
+    ox_gradcheck_opts o = ox_gradcheck_defaults();
+    o.max_elems = test_small() ? 100 : 300;
+    o.seed = seed;
+    ox_status s = ox_gradcheck(ctx, f_attn_mask, &a, 3, (ox_tensor *[]){ q, k, v }, &o);
+    cr_assert_eq(s, OX_OK, "T %lld causal %d: %s", (long long)T, causal, ox_ctx_message(ctx));
+    ox_ctx_free(ctx);
+}
+
+Test(attention, gradcheck_masks)
+{
+    const int32_t len9[2] = { 9, 4 }, len70[2] = { 66, 70 };
+    gradcheck_mask_case(ox_nn_attention_masked, 9, 0, NULL, 820);
+    gradcheck_mask_case(ox_nn_attention_masked, 9, 0, len9, 821);
+    gradcheck_mask_case(ox_nn_attention_masked, 70, 0, len70, 822);     /* crosses a 64 block */
+    gradcheck_mask_case(ox_nn_attention_masked, 70, 1, len70, 823);
+    gradcheck_mask_case(ox_nn_attention_reference_masked, 9, 0, len9, 824);
+    gradcheck_mask_case(ox_nn_attention_reference_masked, 70, 1, len70, 825);
+}
+
+/* The thread schedules of two_threads_give_the_same_bits, bidirectional with lengths. */
+Test(attention, masks_two_threads_give_the_same_bits)
+{
+    const int64_t B = 2, T = 300, H = 1, d = 32, n = B * T * H * d;
+    const int32_t len[2] = { 300, 130 };
+    run r[2];
+    for (int th = 0; th < 2; th++) {
+        ox_ctx *ctx = test_ctx();
+        ox_ctx_set_threads(ctx, th + 1);
+        ox_rng rng = ox_rng_seed(830);
+        qkv x = make_qkv(ctx, &rng, B, T, H, d, d, 1.0);
+        ox_nn_attn_mask m = { 0, lens_tensor(ctx, len, B) };
+        r[th] = run_attn_mask(ctx, ox_nn_attention_masked, &x, NULL, &m);
+        ox_ctx_free(ctx);
+    }
+    size_t bytes = sizeof(float) * (size_t)n;
+    cr_assert(memcmp(r[0].o, r[1].o, bytes) == 0 && memcmp(r[0].dq, r[1].dq, bytes) == 0 &&
+              memcmp(r[0].dk, r[1].dk, bytes) == 0 && memcmp(r[0].dv, r[1].dv, bytes) == 0);
+    run_free(&r[0]);
+    run_free(&r[1]);
+}
+
+Test(attention, bad_key_lengths_are_errors)
+{
+    ox_ctx *ctx = test_ctx();
+    ox_tensor *q = ox_tensor_zeros(ctx, OX_F32, OX_DIMS(2, 5, 3, 8));
+    attn_mask_fn fns[2] = { ox_nn_attention_masked, ox_nn_attention_reference_masked };
+    for (int f = 0; f < 2; f++) {
+        ox_nn_attn_mask m = { 0, ox_tensor_zeros(ctx, OX_F32, OX_DIMS(2)) };
+        cr_assert_null(fns[f](ctx, q, q, q, NULL, &m));
+        cr_assert_eq(ox_ctx_status(ctx), OX_ERR_DTYPE);
+        ox_ctx_clear_error(ctx);
+        m.key_len = ox_tensor_zeros(ctx, OX_I32, OX_DIMS(3));
+        cr_assert_null(fns[f](ctx, q, q, q, NULL, &m));
+        cr_assert_eq(ox_ctx_status(ctx), OX_ERR_SHAPE);
+        cr_assert(strstr(ox_ctx_message(ctx), "key_len [3]"), "%s", ox_ctx_message(ctx));
+        ox_ctx_clear_error(ctx);
+        const int32_t over[2] = { 5, 6 }, neg[2] = { -1, 0 };
+        m.key_len = lens_tensor(ctx, over, 2);
+        cr_assert_null(fns[f](ctx, q, q, q, NULL, &m));
+        cr_assert_eq(ox_ctx_status(ctx), OX_ERR_ARG);
+        cr_assert(strstr(ox_ctx_message(ctx), "key_len[1] = 6"), "%s", ox_ctx_message(ctx));
+        ox_ctx_clear_error(ctx);
+        m.key_len = lens_tensor(ctx, neg, 2);
+        cr_assert_null(fns[f](ctx, q, q, q, NULL, &m));
+        cr_assert_eq(ox_ctx_status(ctx), OX_ERR_ARG);
+        ox_ctx_clear_error(ctx);
     }
     ox_ctx_free(ctx);
 }
