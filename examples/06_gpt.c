@@ -128,7 +128,8 @@ static ox_tensor *gpt_forward(ox_ctx *ctx, const struct gpt *m, const ox_tensor 
     const int64_t T = idx->shape[1];
     /* wte[idx] [B, T, C] + wpe rows 0..T-1 [T, C] (broadcast over the batch; the narrow is a view, so its
      * gradient lands in rows 0..T-1 of wpe) */
-    ox_tensor *x = ox_ag_add(ctx, ox_nn_embedding_forward(ctx, &m->wte, idx), ox_ag_narrow(ctx, m->wpe.weight, 0, 0, T));
+    ox_tensor *x = ox_ag_add(ctx, ox_nn_embedding_forward(ctx, &m->wte, idx),
+                             ox_ag_narrow(ctx, m->wpe.weight, 0, 0, T));
     for (int64_t i = 0; i < m->cfg.n_layer; i++) {
         const struct block *b = &m->h[i];
         x = ox_ag_add(ctx, x, ox_nn_mha_forward(ctx, &b->attn, ox_nn_layernorm_forward(ctx, &b->ln_1, x), NULL));

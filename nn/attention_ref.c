@@ -2,7 +2,8 @@
  *
  * Per (b, h) it forms the whole T x T score matrix S = Q K^T / sqrt(dk) with one ox_sgemm (hidden keys
  * included, then masked), turns each computed row t into a softmax P over its visible keys s <= lim_t
- * (attention.h; a skipped row, or one that sees no key, is all zeros), and multiplies o = P V. P is saved for backward, as llm.c's attention saves `att`:
+ * (attention.h; a skipped row, or one that sees no key, is all zeros), and multiplies o = P V. P is saved
+ * for backward, as llm.c's attention saves `att`:
  *     dV += P^T dO ;  dP = dO V^T ;  dS_ts = P_ts (dP_ts - sum_s' P_ts' dP_ts')
  *     dQ += dS K / sqrt(dk) ;  dK += dS^T Q / sqrt(dk)
  * (rowsum(P dP) equals Delta = dO . O of the fast path.) The operands' strides go straight to the gemm,
