@@ -1,12 +1,16 @@
-/* attention.c - the fast causal attention op (blocked, flash-style forward; FlashAttention-2 backward),
- * its tape glue, and the argument check shared with the reference (attention_ref.c); the KV cache and the
- * decode step are in attention_cache.c. See attention.h for the math, the work count and the threading.
+/* attention.c - the fast attention op, causal or masked (blocked, flash-style forward; FlashAttention-2
+ * backward), its tape glue, and the argument checks shared with the reference (attention_ref.c); the KV
+ * cache and the decode step are in attention_cache.c. See attention.h for the math, the work count and
+ * the threading.
  *
- * Layout of the work: the selected query rows of batch b (all rows when rows == NULL) are listed in
- * order, pos[off[b] .. off[b] + cnt[b]); query block qb of batch b is rows qb*64 .. qb*64+63 of that list.
- * Key block j0 (a multiple of 64) of a query block whose last position is pmax holds keys
- * [j0, min(j0 + 64, pmax + 1)); the rows that take part in it are those with position >= j0, a suffix
- * of the block (positions are sorted), starting at row r0. Every product is a single-threaded ox_sgemm
+ * Layout of the work: the computed query rows of batch b (those rows selects, all when rows == NULL, that
+ * see at least one key) are listed in order, pos[off[b] .. off[b] + cnt[b]), with lim[] the last key each
+ * sees (its position when causal without lengths); query block qb of batch b is rows qb*64 .. qb*64+63 of
+ * that list. lim is nondecreasing along the list, so everything below reads as in the causal case with lim
+ * for the position. Key block j0 (a multiple of 64) of a query block whose last row has lim = pmax holds
+ * keys [j0, min(j0 + 64, pmax + 1)); the rows that take part in it are those with lim >= j0, a suffix of
+ * the block, starting at row r0; inside the tile key j0 + s is hidden from the prefix of rows with
+ * lim < j0 + s. Every product is a single-threaded ox_sgemm
  * on per-thread scratch (gathered Q and dO rows, 64 x 64 score tiles kept key-major, see "forward") or
  * directly on the strided rows of k, v and the gradient buffers; threads split (b, h, block) items, and
  * each item writes only its own output rows. */
@@ -226,8 +230,8 @@ static int job_threads(const ox_ctx *ctx, const attn_state *a)
  *  - every softmax loop runs over the rows r of one key, contiguous, and vectorises;
  *  - P, dS enter the other products as transposed left operands (swapped strides), which BLIS packs
  *    at full speed.
- * Inside a tile, key j0 + s is hidden from the rows with p_r < j0 + s: a prefix r0 .. rs(s)-1 of the
- * rows, since positions are sorted. */
+ * Inside a tile, key j0 + s is hidden from the rows with lim_r < j0 + s: a prefix r0 .. rs(s)-1 of the
+ * rows, since lim is nondecreasing. */
 
 /* Row vectors and tiles of one thread's scratch (scratch_floats(dk, dv) floats). */
 typedef struct tile_scratch {
