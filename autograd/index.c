@@ -64,7 +64,7 @@ static void gather_kernel(float *y, int acc, const float *t, int64_t rs, int64_t
 {
     int nt = n_threads > 1 && M * D >= OX_PARALLEL_MIN ? n_threads : 1;
     /* each row of y is written by exactly one thread */
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(guided)
     for (int64_t m = 0; m < M; m++) {
         float *yr = y + m * D;
         const float *tr = t + idx[m] * rs;
@@ -245,7 +245,7 @@ static ox_status take_backward(ox_ctx *ctx, ox_ag_node *node)
     const int32_t *iv = ox_tensor_i32(ic);
     int nt = ctx->n_threads > 1 && R >= OX_PARALLEL_MIN ? ctx->n_threads : 1;
     /* each row r of g is written by one thread */
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(guided)
     for (int64_t r = 0; r < R; r++)
         gv[r * V + iv[r]] += d[r];
     return OX_OK;
@@ -281,7 +281,7 @@ ox_tensor *ox_ag_take_last(ox_ctx *ctx, ox_tensor *x, const ox_tensor *idx)
     const int32_t *iv = ox_tensor_i32(ic);
     int nt = ctx->n_threads > 1 && R >= OX_PARALLEL_MIN ? ctx->n_threads : 1;
     /* each y[r] is written by one thread */
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(guided)
     for (int64_t r = 0; r < R; r++)
         yv[r] = xv[row_offset(x, r) + iv[r] * sv];
     ox_ag_node *n = ox_ag_record(ctx, &take_op, 2, (ox_tensor *[]){ x, (ox_tensor *)idx }, 1, &y);

@@ -143,7 +143,7 @@ static ox_status layernorm_backward(ox_ctx *ctx, ox_ag_node *node)
     float *dx = gx ? ox_tensor_f32(gx) : NULL;
     int nt = ctx->n_threads > 1 && nb > 1 && rows * D >= OX_PARALLEL_MIN ? ctx->n_threads : 1;
     /* blocks are independent: each writes its own rows of dx and its own partials */
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(guided) if (nt > 1)
     for (int64_t k = 0; k < nb; k++)
         backward_block(s, wv, dy, dx, fresh, pw ? pw + k * D : NULL, pb ? pb + k * D : NULL, k, rows, D);
     for (int p = 0; p < 2; p++) {
@@ -195,7 +195,7 @@ ox_tensor *ox_ag_layernorm(ox_ctx *ctx, ox_tensor *x, ox_tensor *w, ox_tensor *b
         float *yv = ox_tensor_f32(y);
         int64_t nb = (rows + LN_ROW_BLOCK - 1) / LN_ROW_BLOCK;
         int nt = ctx->n_threads > 1 && nb > 1 && rows * D >= OX_PARALLEL_MIN ? ctx->n_threads : 1;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(guided) if (nt > 1)
         for (int64_t k = 0; k < nb; k++)
             forward_rows(xv, wv, bv, yv, mean, rstd, k * LN_ROW_BLOCK,
                          (k + 1) * LN_ROW_BLOCK < rows ? (k + 1) * LN_ROW_BLOCK : rows, D, (float)eps);

@@ -186,7 +186,7 @@ static void run_list(const ox_ctx *ctx, const struct gemm_list *g)
         return;
     }
     /* Each group writes its own C matrix, on one thread, in a fixed item order: safe and deterministic. */
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(guided)
     for (int64_t grp = 0; grp < g->n_groups; grp++)
         run_group(g, grp, 1);
 }

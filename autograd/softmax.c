@@ -65,7 +65,7 @@ static ox_status softmax_backward(ox_ctx *ctx, ox_ag_node *node)
     const float *yv = ox_tensor_f32(y), *dy = ox_tensor_f32(y->grad);
     float *gv = ox_tensor_f32(g);
     if (parallel(ctx, rows, c)) {
-#pragma omp parallel for num_threads(ctx->n_threads) schedule(static)
+#pragma omp parallel for num_threads(ctx->n_threads) schedule(guided)
         for (int64_t r = 0; r < rows; r++)
             row_backward(yv + r * c, dy + r * c, gv + r * c, c, log_form);
     } else {
@@ -95,7 +95,7 @@ static ox_tensor *softmax(ox_ctx *ctx, ox_tensor *x, int log_form)
         const float *xv = ox_tensor_f32(xc);
         float *yv = ox_tensor_f32(y);
         if (parallel(ctx, rows, c)) {
-#pragma omp parallel for num_threads(ctx->n_threads) schedule(static)
+#pragma omp parallel for num_threads(ctx->n_threads) schedule(guided)
             for (int64_t r = 0; r < rows; r++)
                 row_forward(xv + r * c, yv + r * c, c, log_form);
         } else {

@@ -63,7 +63,7 @@ static ox_status solve_backward(ox_ctx *ctx, ox_ag_node *node)
     int bt = batch_threads(ctx, nb, nb * n * (n + m));
     int blis_t = bt > 1 ? 1 : ctx->n_threads;
     /* batches are independent: each writes only its own dB, product and dL block */
-#pragma omp parallel for num_threads(bt) if (bt > 1) schedule(static)
+#pragma omp parallel for num_threads(bt) if (bt > 1) schedule(guided)
     for (int64_t i = 0; i < nb; i++) {
         const float *li = lv + batch_offset(lb, i), *xi = xv + i * n * m;
         float *dbi = dbv + i * n * m;
@@ -124,7 +124,7 @@ ox_tensor *ox_ag_solve_tril_unit(ox_ctx *ctx, ox_tensor *l, ox_tensor *b)
     int bt = batch_threads(ctx, nb, nb * n * m);
     int blis_t = bt > 1 ? 1 : ctx->n_threads;
     /* batches are independent: each solves its own block of X in place */
-#pragma omp parallel for num_threads(bt) if (bt > 1) schedule(static)
+#pragma omp parallel for num_threads(bt) if (bt > 1) schedule(guided)
     for (int64_t i = 0; i < nb; i++)
         ox_strsm_unit_lower(blis_t, 0, n, m, lv + batch_offset(lb, i), rsl, csl, xv + i * n * m, m, 1);
     ox_ag_node *node = ox_ag_record(ctx, &solve_op, 2, (ox_tensor *[]){ l, b }, 1, &x);

@@ -70,7 +70,7 @@ static ox_status tril_backward(ox_ctx *ctx, ox_ag_node *node)
     const float *dy = ox_tensor_f32(y->grad);
     float *gv = ox_tensor_f32(g);
     if (parallel(ctx, &m)) {
-#pragma omp parallel for num_threads(ctx->n_threads) schedule(static)
+#pragma omp parallel for num_threads(ctx->n_threads) schedule(guided)
         for (int64_t q = 0; q < m.rows; q++)
             row_backward(&m, q, dy, gv);
     } else {
@@ -104,7 +104,7 @@ ox_tensor *ox_ag_tril(ox_ctx *ctx, ox_tensor *x, int64_t diagonal, double fill)
         const float *xv = ox_tensor_f32(xc);
         float *yv = ox_tensor_f32(y), f = (float)fill;
         if (parallel(ctx, &m)) {
-#pragma omp parallel for num_threads(ctx->n_threads) schedule(static)
+#pragma omp parallel for num_threads(ctx->n_threads) schedule(guided)
             for (int64_t q = 0; q < m.rows; q++)
                 row_forward(&m, q, xv, yv, f);
         } else {

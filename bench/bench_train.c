@@ -1,6 +1,6 @@
 /* bench_train.c - training throughput of ox_oryx_train_step (models/oryx/train.h) for every preset at the
  * default sizes (D = 256, L = 4, H = 4, dk = dv = 64, F = 704, V = 256), B = 8, T = 256, accumulation 1,
- * 2 threads, on data/tinyshakespeare.txt; the oryx presets train with the mixed-mode maps of MODELS 8.
+ * all cores (or [threads]), on data/tinyshakespeare.txt; the oryx presets train with the mixed-mode maps of MODELS 8.
  * One full optimizer step (sampling, forward, backward, clipping, AdamW) per sample; median of RUNS steps after
  * WARM warm-up steps. Each preset runs in its own forked process so that its peak RSS (getrusage) is its own.
  *
@@ -15,13 +15,21 @@
  * machine = B T / (GFLOP per step / R): the step if every FLOP ran at the rate of the biggest GEMMs and
  * nothing else took time. "of roof" = our tokens/s / that.
  *
+ * The PyTorch baseline (../shared/peer-bench, its README) is a separate program: run the two alternately and
+ * compare medians from the same run.
+ *
+ * --neighbour [preset] (default oryx-gdn): the default thread count (all cores) against 1 thread, 3 alternating
+ * rounds on the machine as it is, then 3 with one busy process (a spinning child) beside them (tensor/ctx.h).
+ *
  * Run from the repository root:
  *   make build/bench/bench_train && ./build/bench/bench_train [preset [threads]]
+ *   ./build/bench/bench_train --neighbour [preset]
  * With a preset named, the profile table of that preset (per step: calls, exclusive ms, BLIS ms and GF/s per
  * kind and phase, largest first) is printed too. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,11 +39,12 @@
 #include "tensor/alloc.h"
 #include "tensor/gemm.h"
 #include "tensor/profile.h"
+#include "tensor/ctx.h"
 
 #define RUNS 7
 #define WARM 2
 
-static int THREADS = 2;
+static int THREADS = 0;     /* 0: all cores */
 static int PRINT_TABLE = 0;
 
 struct row {
@@ -185,16 +194,96 @@ static double roofline_gfs(int threads, double *each)
     return 1e-9 * flops_all / secs_all;
 }
 
+/* Runs one preset at `threads` threads in a forked child (its own peak RSS); 0 on success. */
+static int measure(const char *preset, int threads, struct row *r)
+{
+    int fd[2];
+    if (pipe(fd))
+        return 1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        close(fd[0]);
+        THREADS = threads;
+        struct row out = { 0 };
+        int rc = run_preset(preset, &out);
+        fflush(stdout);
+        if (write(fd[1], &out, sizeof out) != (ssize_t)sizeof out)
+            rc = 1;
+        _exit(rc);
+    }
+    close(fd[1]);
+    ssize_t got = read(fd[0], r, sizeof *r);
+    close(fd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (got != (ssize_t)sizeof *r || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "%s failed\n", preset);
+        return 1;
+    }
+    return 0;
+}
+
+/* --neighbour: the default thread count (all cores) against one thread, first on the machine as it is, then
+ * with one busy process (a spinning child) beside it; ROUNDS alternating rounds each, medians. */
+static int neighbour_mode(const char *preset)
+{
+    enum { ROUNDS = 3 };
+    int all = ox_cores_available();
+    printf("threads: %s, default (%d threads) against 1 thread, %d alternating rounds, median ms/step of each\n",
+           preset, all, ROUNDS);
+    double res[2][2];    /* [busy][default, one] */
+    for (int busy = 0; busy < 2; busy++) {
+        pid_t spinner = 0;
+        if (busy) {
+            spinner = fork();
+            if (spinner < 0)
+                return 1;
+            if (spinner == 0) {
+                volatile unsigned long n = 0;
+                for (;;)
+                    n++;
+            }
+        }
+        double ms[2][ROUNDS];
+        for (int k = 0; k < ROUNDS; k++)
+            for (int j = 0; j < 2; j++) {
+                struct row r;
+                if (measure(preset, j == 0 ? all : 1, &r)) {
+                    if (spinner > 0)
+                        kill(spinner, SIGKILL);
+                    return 1;
+                }
+                ms[j][k] = r.ms;
+            }
+        if (spinner > 0) {
+            kill(spinner, SIGKILL);
+            waitpid(spinner, NULL, 0);
+        }
+        res[busy][0] = median(ms[0], ROUNDS);
+        res[busy][1] = median(ms[1], ROUNDS);
+        printf("  %-28s default %8.1f ms  1 thread %8.1f ms  default speed / 1-thread speed %.2fx\n",
+               busy ? "one busy process beside it:" : "machine as it is:", res[busy][0], res[busy][1],
+               res[busy][1] / res[busy][0]);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    ox_omp_bound_spin(argv);   /* idle OpenMP threads must not hold a core another process needs (tensor/ctx.h) */
+    if (argc > 1 && strcmp(argv[1], "--neighbour") == 0)
+        return neighbour_mode(argc > 2 ? argv[2] : "oryx-gdn");
     const char *only = argc > 1 ? argv[1] : NULL;   /* optional: one preset (then its profile table too) */
     if (argc > 2)
-        THREADS = atoi(argv[2]);                      /* optional: thread count (default 2) */
+        THREADS = atoi(argv[2]);                      /* optional: thread count (default: all cores) */
+    if (THREADS <= 0)
+        THREADS = ox_cores_available();
     PRINT_TABLE = only != NULL;
     const char *presets[] = { "transformer",   "gdn",      "mamba2",     "hybrid-gdn",
                               "hybrid-mamba2", "oryx-gdn", "oryx-mamba2" };
-    /* tokens/s of the PyTorch peer implementation (the targets); 0 = none given */
-    const double peer[] = { 9200, 6600, 8800, 6800, 0, 5100, 6400 };
     enum { N = sizeof presets / sizeof presets[0] };
     /* the parent never starts OpenMP or BLIS threads: a child forked after that would hang in libgomp, so
      * the roofline is measured in a child too */
@@ -224,47 +313,19 @@ int main(int argc, char **argv)
     printf("training step (sample, forward, backward, clip, AdamW), B = 8, T = 256, D = 256, L = 4, H = 4, "
            "dk = dv = 64, F = 704, threads = %d, mixed maps for oryx; median of %d after %d warm-up\n",
            THREADS, RUNS, WARM);
-    printf("%-14s %8s %9s %7s %8s %6s %7s %7s %10s %8s %8s %8s\n", "preset", "ms/step", "tokens/s", "peer",
-           "vs peer", "BLIS", "BLIS", "GFLOP", "roof", "of roof", "peak RSS", "arena");
-    printf("%-14s %8s %9s %7s %8s %6s %7s %7s %10s %8s %8s %8s\n", "", "", "", "tok/s", "", "share", "GF/s",
-           "/step", "tok/s", "", "MB", "MB");
+    printf("%-14s %8s %9s %6s %7s %7s %10s %8s %8s %8s\n", "preset", "ms/step", "tokens/s", "BLIS", "BLIS",
+           "GFLOP", "roof", "of roof", "peak RSS", "arena");
+    printf("%-14s %8s %9s %6s %7s %7s %10s %8s %8s %8s\n", "", "", "", "share", "GF/s", "/step", "tok/s", "", "MB",
+           "MB");
     for (int i = 0; i < N; i++) {
         if (only && strcmp(only, presets[i]) != 0)
             continue;
-        int fd[2];
-        if (pipe(fd))
-            return 1;
-        fflush(stdout);
-        pid_t pid = fork();
-        if (pid < 0)
-            return 1;
-        if (pid == 0) {
-            close(fd[0]);
-            struct row r = { 0 };
-            int rc = run_preset(presets[i], &r);
-            fflush(stdout);
-            if (write(fd[1], &r, sizeof r) != (ssize_t)sizeof r)
-                rc = 1;
-            _exit(rc);
-        }
-        close(fd[1]);
         struct row r;
-        ssize_t got = read(fd[0], &r, sizeof r);
-        close(fd[0]);
-        int status = 0;
-        waitpid(pid, &status, 0);
-        if (got != (ssize_t)sizeof r || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "%s failed\n", presets[i]);
+        if (measure(presets[i], THREADS, &r))
             return 1;
-        }
-        char vs[16] = "-", pr[16] = "-";
-        if (peer[i] > 0) {
-            snprintf(vs, sizeof vs, "%.2fx", r.tok_s / peer[i]);
-            snprintf(pr, sizeof pr, "%.0f", peer[i]);
-        }
         double roof_tok = 8.0 * 256.0 / (r.gflop / roof);
-        printf("%-14s %8.1f %9.0f %7s %8s %5.0f%% %7.1f %7.1f %10.0f %7.0f%% %8.0f %8.1f   (loss %.3f -> %.3f)\n",
-               presets[i], r.ms, r.tok_s, pr, vs, 100 * r.blis_share, r.blis_gfs, r.gflop, roof_tok,
+        printf("%-14s %8.1f %9.0f %5.0f%% %7.1f %7.1f %10.0f %7.0f%% %8.0f %8.1f   (loss %.3f -> %.3f)\n",
+               presets[i], r.ms, r.tok_s, 100 * r.blis_share, r.blis_gfs, r.gflop, roof_tok,
                100 * r.tok_s / roof_tok, r.rss_mb, r.arena_mb, r.loss0, r.loss1);
     }
     return 0;

@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "tensor/io.h"
+#include "tensor/ctx.h"
 
 static long g_io_events_left;
 
@@ -47,6 +48,7 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
+    ox_omp_bound_spin(argv);   /* idle OpenMP threads must not hold a core another process needs (tensor/ctx.h) */
     const char *test_exit = getenv("ORYX_TEST_EXIT_AFTER_IO");
     if (test_exit && (g_io_events_left = strtol(test_exit, NULL, 10)) > 0)
         ox_io_set_hook(exit_after_io, NULL);

@@ -35,6 +35,7 @@
 #include "optim/clip.h"
 #include "optim/schedule.h"
 #include "tensor/rng.h"
+#include "tensor/ctx.h"
 
 static const char *DATA_PATH = "data/tinyshakespeare.txt";   /* relative to the repository root */
 
@@ -232,6 +233,7 @@ static void generate(ox_ctx *ctx, struct rnn *m, const struct text *tx, const ch
 
 int main(int argc, char **argv)
 {
+    ox_omp_bound_spin(argv);   /* idle OpenMP threads must not hold a core another process needs (tensor/ctx.h) */
     /* Threads: 1 by default. This model is tiny (every op touches a few thousand floats), so a step is
      * a long chain of small ops; splitting them across cores costs more in synchronisation than it
      * saves, and on a busy machine much more. ox_ctx_set_threads is the one knob: try --threads 2. */

@@ -30,6 +30,7 @@
 #include "optim/adamw.h"
 #include "optim/clip.h"
 #include "optim/schedule.h"
+#include "tensor/ctx.h"
 
 enum { B = 8, T = 128, CHUNK = 64 };
 
@@ -50,6 +51,7 @@ static int print_token(void *user, int64_t i, const int32_t *tokens, int64_t n)
 
 int main(int argc, char **argv)
 {
+    ox_omp_bound_spin(argv);   /* idle OpenMP threads must not hold a core another process needs (tensor/ctx.h) */
     int quick = 0, threads = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))

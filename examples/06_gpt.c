@@ -43,6 +43,7 @@
 #include "optim/schedule.h"
 #include "tensor/rng.h"
 #include "tensor/safetensors.h"
+#include "tensor/ctx.h"
 
 static void die(ox_ctx *ctx, const char *what)
 {
@@ -427,6 +428,7 @@ static int train(ox_ctx *ctx, int quick)
 
 int main(int argc, char **argv)
 {
+    ox_omp_bound_spin(argv);   /* idle OpenMP threads must not hold a core another process needs (tensor/ctx.h) */
     int quick = 0, threads = 1;
     const char *check = NULL;
     for (int i = 1; i < argc; i++) {

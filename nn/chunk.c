@@ -399,7 +399,7 @@ ox_status ox_chunk_forward_all(ox_ctx *ctx, const ox_chunk_args *p, float *y, fl
         return ctx->status;
     /* Parallel over (batch, head) pairs: each pair's chunks, outputs and states are touched by one
      * thread only, in chunk order, so the split cannot change any result. */
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int64_t bh = 0; bh < B * H; bh++) {
         chunk_ws w;
         ws_carve(&w, wsall + wsz * (size_t)omp_get_thread_num(), dk, dv, 0);
@@ -443,7 +443,7 @@ ox_status ox_chunk_backward_all(ox_ctx *ctx, const ox_chunk_args *p, const float
     if (!wsall)
         return ctx->status;
     /* Parallel over (batch, head) pairs as in the forward: every gradient element belongs to one pair. */
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int64_t bh = 0; bh < B * H; bh++) {
         chunk_ws w;
         ws_carve(&w, wsall + wsz * (size_t)omp_get_thread_num(), dk, dv, 1);

@@ -54,7 +54,7 @@ static ox_status gnorm_backward(ox_ctx *ctx, ox_ag_node *node)
     float *gop = go ? ox_tensor_f32(go) : NULL, *ggp = gg ? ox_tensor_f32(gg) : NULL;
     float inv_dv = 1.0f / (float)dv;
     int nt = ox_nn_threads(ctx, rows * n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(guided) if (nt > 1)
     for (int64_t b = 0; b < nb; b++) {
         float *sg = scratch + b * per_block, *dn = sg + n, *pw = dn + n, *dg_dummy = pw + n;
         memset(pw, 0, sizeof(float) * (size_t)n);
@@ -129,7 +129,7 @@ ox_tensor *ox_nn_gated_rmsnorm(ox_ctx *ctx, ox_tensor *o, ox_tensor *g, ox_tenso
     float *yp = ox_tensor_f32(y);
     float inv_dv = 1.0f / (float)dv;
     int nt = ox_nn_threads(ctx, rows * n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(guided) if (nt > 1)
     for (int64_t r = 0; r < rows; r++) {
         const float *ov = op + r * rso, *gv = gp + r * rsg;
         float *yv = yp + r * n;

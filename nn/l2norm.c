@@ -20,7 +20,7 @@ static ox_status l2norm_backward(ox_ctx *ctx, ox_ag_node *node)
     float *dx = ox_tensor_f32(gx);
     const int64_t d = y->shape[y->ndim - 1], rows = d ? ox_tensor_numel(y) / d : 0;
     const int nt = rows * d >= OX_PARALLEL_MIN ? ctx->n_threads : 1;
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(guided)
     for (int64_t r = 0; r < rows; r++) {
         const float *yr = yd + r * d, *dyr = dy + r * d;
         float *dxr = dx + r * d;
@@ -56,7 +56,7 @@ ox_tensor *ox_nn_l2norm(ox_ctx *ctx, ox_tensor *x)
     const float *xd = ox_tensor_f32(xc);
     float *yd = ox_tensor_f32(y);
     const int nt = rows * d >= OX_PARALLEL_MIN ? ctx->n_threads : 1;
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(guided)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = xd + r * d;
         float *yr = yd + r * d;

@@ -35,7 +35,7 @@ static ox_status rmsnorm_backward(ox_ctx *ctx, ox_ag_node *node)
     float inv_n = 1.0f / (float)n;
     int nt = ox_nn_threads(ctx, rows * n);
     /* blocks of rows are independent: each writes its own rows of dx and its own partial of dw */
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(guided) if (nt > 1)
     for (int64_t b = 0; b < nb; b++) {
         float *pw = part ? part + b * n : NULL;
         if (pw)
@@ -92,7 +92,7 @@ ox_tensor *ox_nn_rmsnorm(ox_ctx *ctx, ox_tensor *x, ox_tensor *w)
     float *yp = ox_tensor_f32(y);
     float inv_n = n ? 1.0f / (float)n : 0.0f;
     int nt = ox_nn_threads(ctx, rows * n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(guided) if (nt > 1)
     for (int64_t r = 0; r < rows; r++) {
         const float *xv = xp + r * rs;
         float *yv = yp + r * n;

@@ -79,7 +79,7 @@ static ox_status rope_apply(ox_ctx *ctx, float *y, const ox_tensor *x, int64_t p
     const float *xd = ox_tensor_f32(x);
     nt = B * T * H * d >= OX_PARALLEL_MIN ? ctx->n_threads : 1;
     /* rows (b, t) are independent: each output row is written by one thread */
-#pragma omp parallel for num_threads(nt) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(guided) if (nt > 1)
     for (int64_t bt = 0; bt < B * T; bt++) {
         int64_t b = bt / T, t = bt % T;
         for (int64_t h = 0; h < H; h++)

@@ -35,7 +35,7 @@ static inline void conv_row(const float *xt, int64_t st, int64_t t, int64_t C, c
 static void conv_forward(int nt, const float *x, int64_t sb, int64_t st, int64_t B, int64_t T, int64_t C,
                          const float *wt, ox_nn_act act, float *y)
 {
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(guided) if (nt > 1)
     for (int64_t bt = 0; bt < B * T; bt++) {
         int64_t b = bt / T, t = bt % T;
         float *yr = y + bt * C;
@@ -73,7 +73,7 @@ static ox_status conv_backward(ox_ctx *ctx, ox_ag_node *node)
     if (dpre) {
         /* dpre = dy ⊙ silu'(pre), pre recomputed row by row (the forward's sums) and used while in cache:
          * silu'(z) = σ(z) (1 + z (1 - σ(z))) */
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(guided) if (nt > 1)
         for (int64_t bt = 0; bt < B * T; bt++) {
             int64_t t = bt % T;
             float *d = dpre + bt * C;
@@ -90,7 +90,7 @@ static ox_status conv_backward(ox_ctx *ctx, ox_ag_node *node)
         /* dx[s] += sum_k wt[3 - k] ⊙ dpre[s + k], k = 0..3 with s + k < T; each row by one thread; a fresh
          * gx takes its k = 0 term with '=' (same sums: 0 + a = a) */
         float *g = ox_tensor_f32(gx);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(guided) if (nt > 1)
         for (int64_t bt = 0; bt < B * T; bt++) {
             int64_t t = bt % T;
             float *dx = g + bt * C;

@@ -27,7 +27,7 @@ static ox_status silu_mul_backward(ox_ctx *ctx, ox_ag_node *node)
     const float *ap = ox_tensor_f32(s->a), *bp = ox_tensor_f32(s->b), *du = ox_tensor_f32(node->out[0]->grad);
     float *gap = ga ? ox_tensor_f32(ga) : NULL, *gbp = gb ? ox_tensor_f32(gb) : NULL;
     int nt = ox_nn_threads(ctx, n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(guided) if (nt > 1)
     for (int64_t k = 0; k < nc; k++) {
         int64_t i0 = k * CHUNK, i1 = i0 + CHUNK < n ? i0 + CHUNK : n;
         if (fa)
@@ -77,7 +77,7 @@ ox_tensor *ox_nn_silu_mul(ox_ctx *ctx, ox_tensor *a, ox_tensor *b)
     const float *ap = ox_tensor_f32(ac), *bp = ox_tensor_f32(bc);
     float *up = ox_tensor_f32(u);
     int nt = ox_nn_threads(ctx, n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(guided) if (nt > 1)
     for (int64_t k = 0; k < nc; k++) {
         int64_t i0 = k * CHUNK, i1 = i0 + CHUNK < n ? i0 + CHUNK : n;
         for (int64_t i = i0; i < i1; i++) {

@@ -7,12 +7,25 @@
 #include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int ox_cores_available(void)
 {
     int n = omp_get_num_procs();   /* honours the affinity mask */
     return n > 0 ? n : 1;
+}
+
+int ox_omp_bound_spin(char *const argv[])
+{
+    if (!argv || !argv[0] || getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
+        return 0;
+    if (setenv("GOMP_SPINCOUNT", OX_OMP_SPINCOUNT, 1) != 0)
+        return -1;
+    execv("/proc/self/exe", argv);
+    unsetenv("GOMP_SPINCOUNT");     /* exec failed: carry on as we are */
+    return -1;
 }
 
 ox_ctx *ox_ctx_new(void)

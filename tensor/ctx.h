@@ -49,11 +49,36 @@ void ox_ctx_free(ox_ctx *ctx);
 void ox_ctx_reset(ox_ctx *ctx);
 
 /* The one thread-count knob: OpenMP loops and BLIS calls of this context use at most n threads
- * (n <= 0 means all available cores). */
+ * (n <= 0 means all available cores).
+ *
+ * The default is all cores, because on a quiet machine that is fastest (bench_train: the 2-thread step
+ * about 1.7-1.9x the 1-thread step on 2 cores). It stays usable when other processes share the cores,
+ * which a laptop or a CI runner often does, by three rules the library keeps:
+ *   - no barrier that spins without bound: BLIS always runs single-threaded on blocks of a product that
+ *     the library hands out itself (tensor/gemm.h), instead of BLIS's own threads, whose barriers spin;
+ *   - work is handed out in pieces (dynamic or guided OpenMP schedules, tensor/iter.h): a thread the OS
+ *     has not scheduled takes fewer pieces instead of making the others wait for its fixed half;
+ *   - idle OpenMP threads spin only briefly before sleeping: libgomp spins about 300,000 rounds (a few
+ *     milliseconds) by default, holding a core that the running threads need. libgomp reads its setting
+ *     once at start-up, so a program bounds it by calling ox_omp_bound_spin(argv) first thing in main;
+ *     bin/oryx, the examples that train and bench_train do.
+ * Measured with bench_train --neighbour (one busy process on one of the 2 cores, same minute): oryx-gdn
+ * at 2 threads went from 0.05-0.3x the speed of 1 thread before these rules to about 1x after. */
 void ox_ctx_set_threads(ox_ctx *ctx, int n);
 int ox_ctx_threads(const ox_ctx *ctx);
 /* The number of cores this process may run on (its CPU affinity). */
 int ox_cores_available(void);
+
+/* libgomp's spin count set by ox_omp_bound_spin: GOMP_SPINCOUNT rounds of busy waiting before an idle
+ * thread sleeps (libgomp's own value when there are more threads than cores). */
+#define OX_OMP_SPINCOUNT "1000"
+
+/* Call first thing in main(), before any OpenMP region or context: when the environment sets neither
+ * OMP_WAIT_POLICY nor GOMP_SPINCOUNT, sets GOMP_SPINCOUNT=OX_OMP_SPINCOUNT and re-executes the program
+ * (/proc/self/exe) with the same argv, so that libgomp starts with bounded spinning; the user's own setting
+ * is never overridden. Returns 0 when nothing had to be done; when the re-execution fails it returns -1
+ * and the program simply continues with libgomp's defaults. Never returns on success. */
+int ox_omp_bound_spin(char *const argv[]);
 
 /* Error state. ox_ctx_fail records the first error (later ones are ignored until cleared) and
  * returns `s` so a function can `return ox_ctx_fail(...)`. */

@@ -42,7 +42,7 @@ int ox_sgemm_threads(int n_threads, int64_t m, int64_t n, int64_t k)
      * the gain is small and unreliable, so those products stay on one thread (the earlier 4 MFLOP
      * threshold left 1.2-2x unused on 96^3-128^3). */
     double flops = 2.0 * (double)m * (double)n * (double)k;
-    if (n_threads <= 1 || flops < 1.5e6)
+    if (n_threads <= 1 || flops < OX_SGEMM_PARALLEL_FLOPS)
         return 1;
     return n_threads;
 }
@@ -59,6 +59,32 @@ static void fix_strides(int64_t rows, int64_t cols, int64_t *rs, int64_t *cs)
     }
 }
 
+/* One BLIS call on the calling thread. */
+static void sgemm_one(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t rsa, int64_t csa,
+                      const float *b, int64_t rsb, int64_t csb, float beta, float *c, int64_t rsc, int64_t csc)
+{
+    rntm_t rntm;
+    bli_rntm_init(&rntm);
+    bli_rntm_set_num_threads(1, &rntm);
+    fix_strides(m, k, &rsa, &csa);
+    fix_strides(k, n, &rsb, &csb);
+    fix_strides(m, n, &rsc, &csc);
+    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)m, (dim_t)n, (dim_t)k, &alpha,
+                 (float *)a, (inc_t)rsa, (inc_t)csa, (float *)b, (inc_t)rsb, (inc_t)csb, &beta,
+                 c, (inc_t)rsc, (inc_t)csc, NULL, &rntm);
+}
+
+int ox_sgemm_blocks(int64_t m, int64_t n, int64_t k)
+{
+    /* From the shape alone, never from the thread count: BLIS picks its kernels (packed or "sup", and their
+     * summation order) from the shape of each call, so the same blocks at any thread count keep results
+     * bit-identical. Each block packs the whole operand along the other axis again; when k is the longest
+     * axis (dW = dy^T x) that copy is as large as a block's work, so those products get 2 blocks, others 4. */
+    if (2.0 * (double)m * (double)n * (double)k < OX_SGEMM_PARALLEL_FLOPS)
+        return 1;
+    return k > m && k > n ? 2 : 4;
+}
+
 void ox_sgemm(int n_threads, int64_t m, int64_t n, int64_t k, float alpha,
               const float *a, int64_t rsa, int64_t csa,
               const float *b, int64_t rsb, int64_t csb,
@@ -66,17 +92,28 @@ void ox_sgemm(int n_threads, int64_t m, int64_t n, int64_t k, float alpha,
 {
     if (m == 0 || n == 0)
         return;
-    rntm_t rntm;
-    bli_rntm_init(&rntm);
-    bli_rntm_set_num_threads(ox_sgemm_threads(n_threads, m, n, k), &rntm);
-    fix_strides(m, k, &rsa, &csa);
-    fix_strides(k, n, &rsb, &csb);
-    fix_strides(m, n, &rsc, &csc);
     int prof = ox_profile_blis_active();        /* one predictable branch when no context profiles */
     double t0 = prof ? ox_profile_now() : 0;
-    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)m, (dim_t)n, (dim_t)k, &alpha,
-                 (float *)a, (inc_t)rsa, (inc_t)csa, (float *)b, (inc_t)rsb, (inc_t)csb, &beta,
-                 c, (inc_t)rsc, (inc_t)csc, NULL, &rntm);
+    int64_t nb = ox_sgemm_blocks(m, n, k);
+    if (nb == 1) {
+        sgemm_one(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
+    } else {
+        /* Blocks of rows of C (of columns when C is wider than tall), each one single-threaded BLIS call,
+         * handed out dynamically (see gemm.h). Block edges are multiples of the micro-kernel's tile. */
+        const int by_rows = m >= n;
+        const int64_t dim = by_rows ? m : n, tile = by_rows ? 24 : 16;
+        int nt = ox_sgemm_threads(n_threads, m, n, k);
+        int64_t blk = ((dim + nb - 1) / nb + tile - 1) / tile * tile;
+        nb = (dim + blk - 1) / blk;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+        for (int64_t i = 0; i < nb; i++) {
+            int64_t lo = i * blk, len = dim - lo < blk ? dim - lo : blk;
+            if (by_rows)
+                sgemm_one(len, n, k, alpha, a + lo * rsa, rsa, csa, b, rsb, csb, beta, c + lo * rsc, rsc, csc);
+            else
+                sgemm_one(m, len, k, alpha, a, rsa, csa, b + lo * csb, rsb, csb, beta, c + lo * csc, rsc, csc);
+        }
+    }
     if (prof)
         ox_profile_blis_add(ox_profile_now() - t0, 2.0 * (double)m * (double)n * (double)k);
 }
@@ -88,16 +125,25 @@ void ox_strsm_unit_lower(int n_threads, int transpose_l, int64_t m, int64_t n,
     if (m == 0 || n == 0)
         return;
     fix_strides(m, m, &rsl, &csl);
-    fix_strides(m, n, &rsb, &csb);
-    rntm_t rntm;
-    bli_rntm_init(&rntm);
-    bli_rntm_set_num_threads(ox_sgemm_threads(n_threads, m, n, m), &rntm);
-    float one = 1.0f;
     int prof = ox_profile_blis_active();
     double t0 = prof ? ox_profile_now() : 0;
-    bli_strsm_ex(BLIS_LEFT, BLIS_LOWER, transpose_l ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, BLIS_UNIT_DIAG,
-                 (dim_t)m, (dim_t)n, &one, (float *)l, (inc_t)rsl, (inc_t)csl, b, (inc_t)rsb, (inc_t)csb,
-                 NULL, &rntm);
+    /* the columns of B are independent right-hand sides: blocks of columns, one BLIS call each, as in ox_sgemm */
+    int nt = ox_sgemm_threads(n_threads, m, n, m);
+    int64_t nb = (double)m * (double)m * (double)n < OX_SGEMM_PARALLEL_FLOPS ? 1 : 4;   /* shape only, as above */
+    int64_t blk = ((n + nb - 1) / nb + 15) / 16 * 16;
+    nb = (n + blk - 1) / blk;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1 && nb > 1)
+    for (int64_t i = 0; i < nb; i++) {
+        int64_t lo = i * blk, len = n - lo < blk ? n - lo : blk, rs = rsb, cs = csb;
+        fix_strides(m, len, &rs, &cs);
+        rntm_t rntm;
+        bli_rntm_init(&rntm);
+        bli_rntm_set_num_threads(1, &rntm);
+        float one = 1.0f;
+        bli_strsm_ex(BLIS_LEFT, BLIS_LOWER, transpose_l ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, BLIS_UNIT_DIAG,
+                     (dim_t)m, (dim_t)len, &one, (float *)l, (inc_t)rsl, (inc_t)csl, b + lo * csb, (inc_t)rs,
+                     (inc_t)cs, NULL, &rntm);
+    }
     if (prof)   /* a unit triangular solve: m (m - 1) / 2 multiply-adds per column */
         ox_profile_blis_add(ox_profile_now() - t0, (double)m * (double)(m - 1) * (double)n);
 }

@@ -28,7 +28,16 @@ int ox_gemm_blis_openmp(void);
 /* C := alpha * A B + beta * C, with A [m, k] (strides rsa, csa), B [k, n], C [m, n].
  * Uses at most n_threads threads (products too small to gain from threads run on one). beta = 0
  * ignores C's old contents (NaN included). Safe to call from inside an OpenMP parallel region with
- * n_threads = 1. */
+ * n_threads = 1.
+ *
+ * Threads: BLIS is always called single-threaded. A product worth several threads is cut into
+ * ox_sgemm_blocks blocks of rows of C (of columns when C is wider than tall), handed out to the threads one
+ * at a time (an OpenMP dynamic schedule). BLIS's own threads meet at barriers that spin without bound:
+ * with another busy process on one of two cores, a thread that waits there holds its core while the thread
+ * it waits for queues behind the other process, and a training step ran 3-5x slower at 2 threads than at 1
+ * (bench_train --neighbour). Whole blocks never wait for one another; a thread that is not running simply
+ * takes fewer of them. On a quiet machine the rate of the step's large products is the same within noise.
+ * The blocks depend on the shape only, so the result is bit-identical for any thread count. */
 void ox_sgemm(int n_threads, int64_t m, int64_t n, int64_t k, float alpha,
               const float *a, int64_t rsa, int64_t csa,
               const float *b, int64_t rsb, int64_t csb,
@@ -36,10 +45,18 @@ void ox_sgemm(int n_threads, int64_t m, int64_t n, int64_t k, float alpha,
 
 /* Threads ox_sgemm actually uses for an m x n x k product when allowed n_threads. */
 int ox_sgemm_threads(int n_threads, int64_t m, int64_t n, int64_t k);
+/* Products below this many FLOPs run as one BLIS call on one thread: waking a second thread costs more. */
+#define OX_SGEMM_PARALLEL_FLOPS 1.5e6
+
+/* Blocks ox_sgemm cuts an m x n x k product into, from its shape alone (so results are bit-identical at any
+ * thread count): 1 below OX_SGEMM_PARALLEL_FLOPS, else 2 when k is the longest axis (each block packs the
+ * whole other operand again, which for dW = dy^T x costs as much as its share of the work), else 4. */
+int ox_sgemm_blocks(int64_t m, int64_t n, int64_t k);
 
 /* Unit lower triangular solve, in place, from the left: B := inv(op(L)) B, where L [m, m] is read
  * only strictly below its diagonal (the diagonal is taken as 1) and op(L) = L, or L^T when
- * transpose_l (an upper triangular solve). B is [m, n]. */
+ * transpose_l (an upper triangular solve). B is [m, n]; with threads, blocks of its columns are solved apart
+ * (the columns are independent right-hand sides). */
 void ox_strsm_unit_lower(int n_threads, int transpose_l, int64_t m, int64_t n,
                          const float *l, int64_t rsl, int64_t csl,
                          float *b, int64_t rsb, int64_t csb);

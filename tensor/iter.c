@@ -69,19 +69,19 @@ void ox_iter_run(const ox_iter *it, int n_threads, ox_iter_fn fn, void *arg)
         run_range(it, 0, it->numel, fn, arg);
         return;
     }
-    /* About equal contiguous parts, each written by exactly one thread. A part starts where a one-thread run
-     * would start a vector block too (see iter.h): at a row start when rows are enough to share, else at a
-     * multiple of OX_ITER_ALIGN elements from its row's start, so the same elements go through the same
-     * vector or scalar code whatever the thread count. */
+    /* Contiguous blocks, each written by exactly one thread, handed out one at a time (a dynamic schedule: a
+     * thread that the OS has not scheduled takes fewer blocks instead of holding the others up, see ctx.h).
+     * A block starts where a one-thread run would start a vector block too (see iter.h): at a row start when
+     * rows are enough to share, else at a multiple of OX_ITER_ALIGN elements from its row's start, so the same
+     * elements go through the same vector or scalar code whatever the thread count. */
     int64_t inner = it->shape[it->ndim - 1], rows = it->numel / inner;
     int64_t unit = inner % OX_ITER_ALIGN == 0 || rows == 1 ? OX_ITER_ALIGN : inner;
-#pragma omp parallel num_threads(n_threads)
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int64_t begin = it->numel * t / nt / unit * unit, end = it->numel * (t + 1) / nt / unit * unit;
-        if (t == nt - 1)
-            end = it->numel;
-        if (begin < end)
-            run_range(it, begin, end, fn, arg);
+    int64_t nb = 4 * (int64_t)n_threads;
+    int64_t blk = ((it->numel + nb - 1) / nb + unit - 1) / unit * unit;
+    nb = (it->numel + blk - 1) / blk;
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+    for (int64_t i = 0; i < nb; i++) {
+        int64_t begin = i * blk, end = begin + blk < it->numel ? begin + blk : it->numel;
+        run_range(it, begin, end, fn, arg);
     }
 }

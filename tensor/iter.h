@@ -38,11 +38,11 @@ void ox_iter_init(ox_iter *it, int n_ops, const ox_tensor *const *ops);
 typedef void (*ox_iter_fn)(void *arg, int64_t n, const int64_t *off, const int64_t *stride);
 
 /* Calls fn over all elements, in segments. With n_threads > 1 and enough elements the flat range is
- * split into about equal contiguous parts run in parallel, so fn must not write one element from two
- * segments (never pass n_threads > 1 when an output has stride-0 axes). Parts start at a row start or at a
- * multiple of OX_ITER_ALIGN elements from their row's start (and a row is split only when its length is
- * such a multiple or it is the only row), so a kernel whose vector blocks are at most OX_ITER_ALIGN wide
- * and start at its segment's start gives bit-identical results at any thread count. */
+ * split into contiguous parts (about 4 per thread) handed out to the threads one at a time, so fn must not
+ * write one element from two segments (never pass n_threads > 1 when an output has stride-0 axes). Parts
+ * start at a row start or at a multiple of OX_ITER_ALIGN elements from their row's start (and a row is split
+ * only when its length is such a multiple or it is the only row), so a kernel whose vector blocks are at most
+ * OX_ITER_ALIGN wide and start at its segment's start gives bit-identical results at any thread count. */
 void ox_iter_run(const ox_iter *it, int n_threads, ox_iter_fn fn, void *arg);
 
 /* Element count below which loops stay on one thread: waking threads costs more than the work. */
