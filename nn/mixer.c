@@ -420,6 +420,11 @@ ox_tensor *ox_nn_mixer_prefill(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, 
         ox_ctx_fail(ctx, OX_ERR_ARG, "mixer prefill: the decode state is missing or not initialised");
         return NULL;
     }
+    if (st->kv.k && st->kv.len) {
+        ox_ctx_fail(ctx, OX_ERR_STATE, "mixer prefill: the state already holds %lld positions; a prefill starts "
+                    "from the empty state (reset it, or step to continue)", (long long)st->kv.len);
+        return NULL;
+    }
     return forward(ctx, m, x, mode, NULL, st);
 }
 

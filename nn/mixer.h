@@ -135,7 +135,8 @@ uint64_t ox_nn_mixer_state_bytes(const ox_nn_mixer_state *st);
  * (if kept) the rotated keys the attention core used (rotated here only when no row ran attention) and the
  * values, the linear state the final state of the same chunked pass (from zero; the linear core then runs
  * even when no row reads its output, so each recurrence runs once). Errors: those of the forward, ATTN
- * rows without a cache or more rows than it holds (OX_ERR_STATE); after an error st is partial. */
+ * rows without a cache, more rows than it holds, a cache that is not empty (OX_ERR_STATE); after an error
+ * st is partial. */
 ox_tensor *ox_nn_mixer_prefill(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *mode,
                                ox_nn_mixer_state *st);
 

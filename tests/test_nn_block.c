@@ -244,6 +244,13 @@ Test(nn_block, errors)
     cr_assert_null(ox_nn_block_forward(ctx, &blk, h, attn, &st));
     cr_assert_eq(ox_ctx_status(ctx), OX_ERR_STATE, "%s", ox_ctx_message(ctx));
     ox_ctx_clear_error(ctx);
+    ox_nn_mixer_state_free(&st);
+    /* a second prefill into a state that holds positions */
+    assert_ok(ctx, ox_nn_mixer_state_init(ctx, &st, &blk.mixer, BATCH, 2 * T, 1));
+    cr_assert_not_null(ox_nn_block_forward(ctx, &blk, h, attn, &st), "%s", ox_ctx_message(ctx));
+    cr_assert_null(ox_nn_block_forward(ctx, &blk, h, attn, &st));
+    cr_assert_eq(ox_ctx_status(ctx), OX_ERR_STATE, "%s", ox_ctx_message(ctx));
+    ox_ctx_clear_error(ctx);
     /* a step with more than one row, or without modes for a two-core mixer */
     int32_t md[BATCH] = { OX_NN_LIN, OX_NN_ATTN };
     cr_assert_null(ox_nn_block_step(ctx, &blk, &st, h, md, 0));
