@@ -106,6 +106,7 @@ typedef struct ox_nn_mixer_trace {
  * a mode value other than 0/1. */
 ox_tensor *ox_nn_mixer_forward(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *mode,
                                ox_nn_mixer_trace *trace);
+
 /* ---- decoding (MODELS 7.4) ------------------------------------------------------------------------------ */
 
 /* The decode state of one mixer for B sequences: what its step form carries from one token to the next. */
