@@ -1,5 +1,7 @@
-/* mixer.c - the mixer layer: shared trunk + attention / GDN / Mamba-2 cores (see mixer.h).
- * Every step below is a differentiable op, so the layer's backward is the tape's. */
+/* mixer.c - the mixer layer: shared trunk + attention / GDN / Mamba-2 cores (see mixer.h): parameters, the
+ * pieces both forms share (gate formulas, GDN's normalised query and key, Mamba-2's skip, the output), the
+ * parallel form (every step a differentiable op, so the layer's backward is the tape's; with a decode state
+ * it is the prefill) and the one-token step form with its decode state. */
 #include "nn/mixer.h"
 #include "autograd/ops.h"
 #include "nn/attention.h"
@@ -7,6 +9,7 @@
 #include "nn/gdn.h"
 #include "nn/l2norm.h"
 #include "nn/linear.h"
+#include "nn/linear_step.h"
 #include "nn/rope.h"
 #include "nn/ssd.h"
 #include "nn/util.h"
@@ -14,6 +17,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 static int has(const ox_nn_mixer *m, ox_nn_core c) { return (m->cfg.cores & c) != 0; }
 static int linear_core(unsigned cores) { return cores & (OX_NN_CORE_GDN | OX_NN_CORE_MAMBA2); }
@@ -169,6 +173,50 @@ ox_status ox_nn_mixer_bind(ox_ctx *ctx, const ox_nn_params *ps, ox_nn_mixer *m, 
     return setup(ctx, NULL, ps, m, prefix, cfg);
 }
 
+/* ---- the pieces both forms share: gate formulas, normalised GDN query/key, Mamba-2 skip, output ---------- */
+
+/* GDN gates (MODELS 5.1), [..., H]: beta = sigmoid(x Wbeta^T), a = -exp(A_log) * softplus(x Walpha^T + dt_bias)
+ * (A_log, dt_bias [H] broadcast) */
+static void gdn_gates(ox_ctx *ctx, const ox_nn_mixer *m, ox_nn_proj_fn proj, ox_tensor *x, ox_tensor **beta,
+                      ox_tensor **a)
+{
+    *beta = ox_ag_sigmoid(ctx, proj(ctx, x, m->gdn_beta));
+    ox_tensor *za = ox_ag_add(ctx, proj(ctx, x, m->gdn_alpha), m->dt_bias);
+    *a = ox_ag_mul(ctx, ox_ag_neg(ctx, ox_ag_exp(ctx, m->A_log)), ox_ag_softplus(ctx, za));
+}
+
+/* GDN's query and key (MODELS 5.1), q, k [..., H, dk]: q / |q| / sqrt(dk), k / |k| */
+static void gdn_qk(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *q, ox_tensor *k, ox_tensor **qh, ox_tensor **kh)
+{
+    *qh = ox_ag_scale(ctx, ox_nn_l2norm(ctx, q), 1.0 / sqrt((double)m->cfg.d_k));
+    *kh = ox_nn_l2norm(ctx, k);
+}
+
+/* Mamba-2 gates (MODELS 6.1), [..., H]: dt = softplus(x Wdt^T + dt_bias), a = dt * A with A = -exp(A_log) */
+static void m2_gates(ox_ctx *ctx, const ox_nn_mixer *m, ox_nn_proj_fn proj, ox_tensor *x, ox_tensor **dt,
+                     ox_tensor **a)
+{
+    *dt = ox_ag_softplus(ctx, ox_ag_add(ctx, proj(ctx, x, m->m2_dt), m->dt_bias));
+    *a = ox_ag_mul(ctx, *dt, ox_ag_neg(ctx, ox_ag_exp(ctx, m->A_log)));
+}
+
+/* Mamba-2's output with the D skip (MODELS 6.1): y + v * D, y, v [..., H, dv], D [H] as [H, 1] */
+static ox_tensor *m2_skip(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *y, ox_tensor *v)
+{
+    return ox_ag_add(ctx, y, ox_ag_mul(ctx, v, ox_ag_reshape(ctx, m->m2_D, OX_DIMS(m->cfg.n_heads, 1))));
+}
+
+/* The linear query's conv activation: SiLU for GDN, none for Mamba-2 (MODELS 5.1, 6.1) */
+static ox_nn_act lin_q_act(const ox_nn_mixer *m) { return has(m, OX_NN_CORE_GDN) ? OX_NN_ACT_SILU : OX_NN_ACT_NONE; }
+
+/* y = GatedRMSNorm(o, g) Wo^T (MODELS 3.1): o, g [..., H*dv] -> [..., D] */
+static ox_tensor *mixer_out(ox_ctx *ctx, const ox_nn_mixer *m, ox_nn_proj_fn proj, ox_tensor *o, ox_tensor *g)
+{
+    return proj(ctx, ox_nn_gated_rmsnorm(ctx, o, g, m->norm, m->cfg.d_v), m->o_proj);
+}
+
+/* ---- parallel form ----------------------------------------------------------------------------------- */
+
 /* [B, T, H*d] -> [B, T, H, d] */
 static ox_tensor *heads(ox_ctx *ctx, ox_tensor *x, int64_t h, int64_t d)
 {
@@ -184,20 +232,22 @@ static ox_tensor *flat(ox_ctx *ctx, ox_tensor *x)
     return ox_ag_reshape(ctx, ox_ag_contiguous(ctx, x), OX_DIMS(x->shape[0], x->shape[1], x->shape[2] * x->shape[3]));
 }
 
-/* The GDN core's output o [B, T, H, dv] (MODELS 5.1) */
+/* act(conv(xp)); with a ring (prefill) the ring also receives xp's last three rows */
+static ox_tensor *conv(ox_ctx *ctx, ox_tensor *xp, ox_tensor *w, ox_nn_act act, ox_tensor *ring)
+{
+    return ring ? ox_nn_shortconv_prefill(ctx, xp, w, act, ring) : ox_nn_shortconv(ctx, xp, w, act);
+}
+
+/* The GDN core's output o [B, T, H, dv] (MODELS 5.1); with st, fills its ring_q and linear state */
 static ox_tensor *gdn_core(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, ox_tensor *k4, ox_tensor *v4,
-                           ox_nn_mixer_trace *tr, ox_tensor **state)
+                           ox_nn_mixer_trace *tr, ox_nn_mixer_state *st)
 {
     const ox_nn_mixer_config *c = &m->cfg;
-    ox_tensor *ql = ox_nn_shortconv(ctx, ox_nn_linear(ctx, x, m->lin_q), m->lin_q_conv, OX_NN_ACT_SILU);
-    ox_tensor *qh = ox_ag_scale(ctx, ox_nn_l2norm(ctx, heads(ctx, ql, c->n_heads, c->d_k)), 1.0 / sqrt((double)c->d_k));
-    ox_tensor *kh = ox_nn_l2norm(ctx, k4);
-    ox_tensor *beta = ox_ag_sigmoid(ctx, ox_nn_linear(ctx, x, m->gdn_beta));
-    /* a = -exp(A_log) * softplus(x Walpha^T + dt_bias): [B, T, H] with A_log, dt_bias [H] broadcast */
-    ox_tensor *za = ox_ag_add(ctx, ox_nn_linear(ctx, x, m->gdn_alpha), m->dt_bias);
-    ox_tensor *a = ox_ag_mul(ctx, ox_ag_neg(ctx, ox_ag_exp(ctx, m->A_log)), ox_ag_softplus(ctx, za));
-    ox_tensor *o = NULL;
-    if (ox_nn_gdn(ctx, qh, kh, v4, beta, a, NULL, &o, state))
+    ox_tensor *ql = conv(ctx, ox_nn_linear(ctx, x, m->lin_q), m->lin_q_conv, lin_q_act(m), st ? st->ring_q : NULL);
+    ox_tensor *qh, *kh, *beta, *a, *o = NULL, *sT = NULL;
+    gdn_qk(ctx, m, heads(ctx, ql, c->n_heads, c->d_k), k4, &qh, &kh);
+    gdn_gates(ctx, m, ox_nn_linear, x, &beta, &a);
+    if (ox_nn_gdn(ctx, qh, kh, v4, beta, a, NULL, &o, st ? &sT : NULL) || (st && ox_tensor_copy(ctx, st->state, sT)))
         return NULL;
     if (tr) {
         tr->q_lin = flat(ctx, qh);
@@ -208,24 +258,22 @@ static ox_tensor *gdn_core(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, ox_t
     return o;
 }
 
-/* The Mamba-2 core's output, D skip included (MODELS 6.1) */
+/* The Mamba-2 core's output, D skip included (MODELS 6.1); with st, fills its ring_q and linear state */
 static ox_tensor *mamba2_core(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, ox_tensor *k4, ox_tensor *v4,
-                              ox_nn_mixer_trace *tr, ox_tensor **state)
+                              ox_nn_mixer_trace *tr, ox_nn_mixer_state *st)
 {
     const ox_nn_mixer_config *c = &m->cfg;
-    ox_tensor *cq = ox_nn_shortconv(ctx, ox_nn_linear(ctx, x, m->lin_q), m->lin_q_conv, OX_NN_ACT_NONE);
-    /* dt = softplus(x Wdt^T + dt_bias), a = dt * A with A = -exp(A_log): [B, T, H] */
-    ox_tensor *dt = ox_ag_softplus(ctx, ox_ag_add(ctx, ox_nn_linear(ctx, x, m->m2_dt), m->dt_bias));
-    ox_tensor *a = ox_ag_mul(ctx, dt, ox_ag_neg(ctx, ox_ag_exp(ctx, m->A_log)));
-    ox_tensor *y = NULL;
-    if (ox_nn_ssd(ctx, heads(ctx, cq, c->n_heads, c->d_k), k4, v4, dt, a, NULL, &y, state))
+    ox_tensor *cq = conv(ctx, ox_nn_linear(ctx, x, m->lin_q), m->lin_q_conv, lin_q_act(m), st ? st->ring_q : NULL);
+    ox_tensor *dt, *a, *y = NULL, *sT = NULL;
+    m2_gates(ctx, m, ox_nn_linear, x, &dt, &a);
+    if (ox_nn_ssd(ctx, heads(ctx, cq, c->n_heads, c->d_k), k4, v4, dt, a, NULL, &y, st ? &sT : NULL) ||
+        (st && ox_tensor_copy(ctx, st->state, sT)))
         return NULL;
-    ox_tensor *d = ox_ag_reshape(ctx, m->m2_D, OX_DIMS(c->n_heads, 1));     /* [H, 1] against [B, T, H, dv] */
     if (tr) {
         tr->q_lin = cq;
         tr->dt = dt;
     }
-    return ox_ag_add(ctx, y, ox_ag_mul(ctx, v4, d));
+    return m2_skip(ctx, m, y, v4);
 }
 
 /* q = x Wq^T [B, T, H*dk] computed only at the n_attn rows where rows is 1 (MODELS 4.2: exact, q has no
@@ -249,19 +297,19 @@ static ox_tensor *attn_query_subset(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor
 }
 
 /* The attention core's output o [B, T, H, dv] over the rows selected by `rows` (NULL = all; MODELS 4);
- * n_attn = the number of selected rows */
+ * n_attn = the number of selected rows; *kr receives the rotated keys [B, T, H, dk] */
 static ox_tensor *attn_core(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, ox_tensor *k4, ox_tensor *v4,
-                            const ox_tensor *rows, int64_t n_attn, ox_nn_mixer_trace *tr)
+                            const ox_tensor *rows, int64_t n_attn, ox_nn_mixer_trace *tr, ox_tensor **kr)
 {
     const ox_nn_mixer_config *c = &m->cfg;
     ox_tensor *q = rows ? attn_query_subset(ctx, m, x, rows, n_attn) : ox_nn_linear(ctx, x, m->attn_q);
     ox_tensor *qr = ox_nn_rope(ctx, heads(ctx, q, c->n_heads, c->d_k), 0);
-    ox_tensor *kr = ox_nn_rope(ctx, k4, 0);
-    ox_tensor *o = ox_nn_attention(ctx, qr, kr, v4, rows);
+    *kr = ox_nn_rope(ctx, k4, 0);
+    ox_tensor *o = ox_nn_attention(ctx, qr, *kr, v4, rows);
     if (tr) {
         tr->q_attn = q;
         tr->q_rot = flat(ctx, qr);
-        tr->k_rot = flat(ctx, kr);
+        tr->k_rot = flat(ctx, *kr);
     }
     return o;
 }
@@ -288,17 +336,10 @@ static ox_tensor *lin_mask(ox_ctx *ctx, const ox_tensor *mode, int64_t *n_attn)
     return mk;
 }
 
-ox_tensor *ox_nn_mixer_forward(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *mode,
-                               ox_nn_mixer_trace *tr)
+/* The parallel form; with st (prefill) it also fills st as stepping would have */
+static ox_tensor *forward(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *mode,
+                          ox_nn_mixer_trace *tr, ox_nn_mixer_state *st)
 {
-    return ox_nn_mixer_forward_state(ctx, m, x, mode, tr, NULL);
-}
-
-ox_tensor *ox_nn_mixer_forward_state(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *mode,
-                                     ox_nn_mixer_trace *tr, ox_tensor **lin_state)
-{
-    if (lin_state)
-        *lin_state = NULL;
     if (ctx->status || !x || !m)
         return NULL;
     const ox_nn_mixer_config *c = &m->cfg;
@@ -319,7 +360,7 @@ ox_tensor *ox_nn_mixer_forward_state(ox_ctx *ctx, const ox_nn_mixer *m, ox_tenso
     if (tr)
         *tr = (ox_nn_mixer_trace){ 0 };
     /* which cores some row reads: a core no row reads is skipped (its output would be multiplied by 0, and
-     * its gradient is exactly 0 then); the linear state it would advance is not an output of this call */
+     * its gradient is exactly 0 then), unless a prefill wants the linear state it advances */
     int use_attn = has(m, OX_NN_CORE_ATTN), use_lin = linear_core(c->cores) != 0;
     ox_tensor *mask = NULL;
     int64_t n_attn = use_attn ? rows : 0;
@@ -328,26 +369,33 @@ ox_tensor *ox_nn_mixer_forward_state(ox_ctx *ctx, const ox_nn_mixer *m, ox_tenso
         if (!mask)
             return NULL;
         use_attn = n_attn > 0;
-        use_lin = n_attn < rows || lin_state;   /* the state is wanted even if no row reads the output */
+        use_lin = n_attn < rows || st;
+    }
+    if (st && use_attn && !st->kv.k) {
+        ox_ctx_fail(ctx, OX_ERR_STATE, "mixer prefill: %lld rows ask for ATTN but the state has no KV cache",
+                    (long long)n_attn);
+        return NULL;
     }
     /* trunk: k, v, g for every row */
-    ox_tensor *k = ox_nn_shortconv(ctx, ox_nn_linear(ctx, x, m->k_proj), m->k_conv, c->conv_act);
-    ox_tensor *v = ox_nn_shortconv(ctx, ox_nn_linear(ctx, x, m->v_proj), m->v_conv, c->conv_act);
+    ox_tensor *k = conv(ctx, ox_nn_linear(ctx, x, m->k_proj), m->k_conv, c->conv_act, st ? st->ring_k : NULL);
+    ox_tensor *v = conv(ctx, ox_nn_linear(ctx, x, m->v_proj), m->v_conv, c->conv_act, st ? st->ring_v : NULL);
     ox_tensor *g = ox_nn_linear(ctx, x, m->g_proj);
     ox_tensor *k4 = heads(ctx, k, H, dk), *v4 = heads(ctx, v, H, dv);
 
-    ox_tensor *o_attn = NULL, *o_lin = NULL;
+    ox_tensor *o_attn = NULL, *o_lin = NULL, *kr = NULL;
     if (use_attn)   /* all rows of a mixed map go to attention, which computes only the ATTN ones */
-        o_attn = attn_core(ctx, m, x, k4, v4, use_lin ? mode : NULL, n_attn, tr);
+        o_attn = attn_core(ctx, m, x, k4, v4, n_attn < rows ? mode : NULL, n_attn, tr, &kr);
+    if (st && st->kv.k) /* the cache takes attention's rotated keys (rotated here when attention did not run) */
+        ox_nn_kv_cache_append(ctx, &st->kv, kr ? kr : ox_nn_rope(ctx, k4, 0), v4);
     if (use_lin && has(m, OX_NN_CORE_GDN))
-        o_lin = gdn_core(ctx, m, x, k4, v4, tr, lin_state);
+        o_lin = gdn_core(ctx, m, x, k4, v4, tr, st);
     else if (use_lin && has(m, OX_NN_CORE_MAMBA2))
-        o_lin = mamba2_core(ctx, m, x, k4, v4, tr, lin_state);
+        o_lin = mamba2_core(ctx, m, x, k4, v4, tr, st);
 
     /* per-token choice (MODELS 7.2): attention rows are 0 where not computed, so o = o_attn + mask * o_lin */
     ox_tensor *o4 = !use_lin ? o_attn : !use_attn ? o_lin : ox_ag_add(ctx, o_attn, ox_ag_mul(ctx, o_lin, mask));
     ox_tensor *o = flat(ctx, o4);
-    ox_tensor *y = ox_nn_linear(ctx, ox_nn_gated_rmsnorm(ctx, o, g, m->norm, dv), m->o_proj);
+    ox_tensor *y = mixer_out(ctx, m, ox_nn_linear, o, g);
     if (tr && y) {
         tr->k = k;
         tr->v = v;
@@ -355,4 +403,233 @@ ox_tensor *ox_nn_mixer_forward_state(ox_ctx *ctx, const ox_nn_mixer *m, ox_tenso
         tr->o = o;
     }
     return ctx->status ? NULL : y;
+}
+
+ox_tensor *ox_nn_mixer_forward(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *mode,
+                               ox_nn_mixer_trace *tr)
+{
+    return forward(ctx, m, x, mode, tr, NULL);
+}
+
+ox_tensor *ox_nn_mixer_prefill(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *mode,
+                               ox_nn_mixer_state *st)
+{
+    if (ctx->status)
+        return NULL;
+    if (!st || !st->ring_k) {
+        ox_ctx_fail(ctx, OX_ERR_ARG, "mixer prefill: the decode state is missing or not initialised");
+        return NULL;
+    }
+    if (st->kv.k && st->kv.len) {
+        ox_ctx_fail(ctx, OX_ERR_STATE, "mixer prefill: the state already holds %lld positions; a prefill starts "
+                    "from the empty state (reset it, or step to continue)", (long long)st->kv.len);
+        return NULL;
+    }
+    return forward(ctx, m, x, mode, NULL, st);
+}
+
+/* ---- step form ----------------------------------------------------------------------------------------- */
+
+static uint64_t tensor_bytes(const ox_tensor *t) { return t ? (uint64_t)ox_tensor_numel(t) * 4u : 0u; }
+
+void ox_nn_mixer_state_free(ox_nn_mixer_state *st)
+{
+    if (!st)
+        return;
+    ox_tensor_free(st->ring_k);
+    ox_tensor_free(st->ring_v);
+    ox_tensor_free(st->ring_q);
+    ox_tensor_free(st->state);
+    ox_nn_kv_cache_free(&st->kv);
+    *st = (ox_nn_mixer_state){ 0 };
+}
+
+ox_status ox_nn_mixer_state_init(ox_ctx *ctx, ox_nn_mixer_state *st, const ox_nn_mixer *m, int64_t B, int64_t cap,
+                                 int kv)
+{
+    if (!st)
+        return ox_ctx_fail(ctx, OX_ERR_ARG, "mixer state init: state is NULL");
+    *st = (ox_nn_mixer_state){ 0 };
+    if (ctx->status)
+        return ctx->status;
+    if (!m || B < 1 || cap < 1)
+        return ox_ctx_fail(ctx, OX_ERR_ARG, "mixer state init: need a mixer, B >= 1 and cap >= 1 (got B=%lld "
+                           "cap=%lld)", (long long)B, (long long)cap);
+    const ox_nn_mixer_config *c = &m->cfg;
+    const int64_t H = c->n_heads, dk = c->d_k, dv = c->d_v;
+    st->has_attn = has(m, OX_NN_CORE_ATTN);
+    st->has_lin = linear_core(c->cores) != 0;
+    st->ring_k = ox_nn_shortconv_state_new(ctx, B, H * dk);
+    st->ring_v = ox_nn_shortconv_state_new(ctx, B, H * dv);
+    if (st->has_lin) {
+        st->ring_q = ox_nn_shortconv_state_new(ctx, B, H * dk);
+        st->state = ox_tensor_new_owned(ctx, OX_F32, OX_DIMS(B, H, dv, dk));
+    }
+    if (st->has_attn && kv)
+        ox_nn_kv_cache_init(ctx, &st->kv, B, H, cap, dk, dv);
+    if (ctx->status) {
+        ox_status s = ctx->status;
+        ox_nn_mixer_state_free(st);
+        return s;
+    }
+    return OX_OK;
+}
+
+void ox_nn_mixer_state_reset(ox_nn_mixer_state *st)
+{
+    if (!st)
+        return;
+    ox_tensor *z[4] = { st->ring_k, st->ring_v, st->ring_q, st->state };
+    for (int i = 0; i < 4; i++)
+        if (z[i])
+            memset(ox_tensor_f32(z[i]), 0, (size_t)tensor_bytes(z[i]));
+    if (st->kv.k)
+        ox_nn_kv_cache_clear(&st->kv);
+}
+
+uint64_t ox_nn_mixer_state_bytes(const ox_nn_mixer_state *st)
+{
+    if (!st)
+        return 0;
+    return tensor_bytes(st->ring_k) + tensor_bytes(st->ring_v) + tensor_bytes(st->ring_q) + tensor_bytes(st->state) +
+           tensor_bytes(st->kv.k) + tensor_bytes(st->kv.v) + tensor_bytes(st->kv.scores);
+}
+
+/* [n0, n1] and [n0, n1, n2] views of a contiguous tensor */
+static ox_tensor *as2(ox_ctx *ctx, ox_tensor *t, int64_t n0, int64_t n1)
+{
+    return t ? ox_tensor_view_reshape(ctx, t, OX_DIMS(n0, n1)) : NULL;
+}
+
+static ox_tensor *as3(ox_ctx *ctx, ox_tensor *t, int64_t n0, int64_t n1, int64_t n2)
+{
+    return t ? ox_tensor_view_reshape(ctx, t, OX_DIMS(n0, n1, n2)) : NULL;
+}
+
+/* one conv step: xp [B, 1, C] -> act(conv) [B, C] through ring */
+static ox_tensor *conv_step(ox_ctx *ctx, ox_tensor *xp, ox_tensor *w, ox_nn_act act, ox_tensor *ring)
+{
+    if (!xp)
+        return NULL;
+    int64_t B = xp->shape[0], C = xp->shape[2];
+    ox_tensor *out = ox_tensor_empty(ctx, OX_F32, OX_DIMS(B, C));
+    if (!out || ox_nn_shortconv_step(ctx, as2(ctx, xp, B, C), w, act, ring, out))
+        return NULL;
+    return out;
+}
+
+/* the mode sequence b reads (a one-core mixer has a fixed one) */
+static int step_mode(const ox_nn_mixer_state *st, const int32_t *md, int64_t b)
+{
+    return !st->has_lin ? OX_NN_ATTN : !st->has_attn ? OX_NN_LIN : md[b];
+}
+
+/* The linear core's output [B, H, dv] after advancing the state with this token (MODELS 5.2, 6.2): the
+ * parallel form's gates, query and key, and skip, one row, with the recurrence's step form */
+static ox_tensor *lin_step(ox_ctx *ctx, const ox_nn_mixer *m, ox_nn_mixer_state *st, ox_tensor *x, ox_tensor *k,
+                           ox_tensor *v)
+{
+    const ox_nn_mixer_config *c = &m->cfg;
+    const int64_t B = x->shape[0], H = c->n_heads, dk = c->d_k, dv = c->d_v;
+    ox_tensor *ql = conv_step(ctx, ox_nn_linear_step(ctx, x, m->lin_q), m->lin_q_conv, lin_q_act(m), st->ring_q);
+    ox_tensor *o = ox_tensor_empty(ctx, OX_F32, OX_DIMS(B, H, dv)), *k3 = as3(ctx, k, B, H, dk);
+    ox_tensor *v3 = as3(ctx, v, B, H, dv), *a;
+    if (!ql || !o || !k3 || !v3)
+        return NULL;
+    if (has(m, OX_NN_CORE_GDN)) {
+        ox_tensor *qh, *kh, *beta;
+        gdn_qk(ctx, m, as3(ctx, ql, B, H, dk), k3, &qh, &kh);
+        gdn_gates(ctx, m, ox_nn_linear_step, x, &beta, &a);
+        if (!qh || !kh || !beta || !a ||
+            ox_nn_gdn_step(ctx, qh, kh, v3, as2(ctx, beta, B, H), as2(ctx, a, B, H), st->state, o))
+            return NULL;
+        return o;
+    }
+    ox_tensor *dt;
+    m2_gates(ctx, m, ox_nn_linear_step, x, &dt, &a);
+    if (!dt || !a ||
+        ox_nn_ssd_step(ctx, as3(ctx, ql, B, H, dk), k3, v3, as2(ctx, dt, B, H), as2(ctx, a, B, H), st->state, o))
+        return NULL;
+    return m2_skip(ctx, m, o, v3);
+}
+
+/* The attention part of a step: appends (RoPE(k, pos), v) to the cache (when kept) and returns the attention
+ * output [B, H, dv] of the sequences whose mode is ATTN (other rows unspecified) */
+static ox_tensor *attn_step(ox_ctx *ctx, const ox_nn_mixer *m, ox_nn_mixer_state *st, ox_tensor *x, ox_tensor *k,
+                            ox_tensor *v, const int32_t *md, int64_t pos)
+{
+    const ox_nn_mixer_config *c = &m->cfg;
+    const int64_t B = x->shape[0], H = c->n_heads, dk = c->d_k, dv = c->d_v;
+    int64_t n_attn = 0;
+    for (int64_t b = 0; b < B; b++)
+        n_attn += step_mode(st, md, b) == OX_NN_ATTN;
+    ox_tensor *o = ox_tensor_empty(ctx, OX_F32, OX_DIMS(B, H, dv));
+    if (!o || !st->kv.k)        /* a dropped cache: the caller made sure no sequence asks for ATTN */
+        return o;
+    ox_tensor *kr = ox_tensor_empty(ctx, OX_F32, OX_DIMS(B, H, dk));
+    ox_tensor *v3 = as3(ctx, v, B, H, dv);
+    if (!kr || !v3)
+        return NULL;
+    memcpy(ox_tensor_f32(kr), ox_tensor_f32(k), (size_t)(B * H * dk) * sizeof(float));
+    for (int64_t b = 0; b < B; b++)
+        ox_nn_rope_rows(ox_tensor_f32(kr) + b * H * dk, H, dk, pos);
+    if (n_attn == 0)
+        return ox_nn_attention_step(ctx, &st->kv, NULL, kr, v3, NULL) ? NULL : o;
+    ox_tensor *q = as3(ctx, ox_nn_linear_step(ctx, x, m->attn_q), B, H, dk);    /* contiguous, rotated in place */
+    if (!q)
+        return NULL;
+    for (int64_t b = 0; b < B; b++)
+        ox_nn_rope_rows(ox_tensor_f32(q) + b * H * dk, H, dk, pos);
+    if (n_attn == B)
+        return ox_nn_attention_step(ctx, &st->kv, q, kr, v3, o) ? NULL : o;
+    /* mixed batch: per sequence, a one-row view of the cache; attend only where ATTN */
+    const int64_t t = st->kv.len;
+    for (int64_t b = 0; b < B; b++) {
+        ox_nn_kv_cache sub = st->kv;
+        sub.B = 1;
+        sub.len = t;
+        sub.k = ox_tensor_view_narrow(ctx, st->kv.k, 0, b, 1);
+        sub.v = ox_tensor_view_narrow(ctx, st->kv.v, 0, b, 1);
+        sub.scores = ox_tensor_view_narrow(ctx, st->kv.scores, 0, b, 1);
+        int a = step_mode(st, md, b) == OX_NN_ATTN;
+        if (!sub.k || !sub.v || !sub.scores ||
+            ox_nn_attention_step(ctx, &sub, a ? ox_tensor_view_narrow(ctx, q, 0, b, 1) : NULL,
+                                 ox_tensor_view_narrow(ctx, kr, 0, b, 1), ox_tensor_view_narrow(ctx, v3, 0, b, 1),
+                                 a ? ox_tensor_view_narrow(ctx, o, 0, b, 1) : NULL))
+            return NULL;
+    }
+    st->kv.len = t + 1;
+    return o;
+}
+
+ox_tensor *ox_nn_mixer_step(ox_ctx *ctx, const ox_nn_mixer *m, ox_nn_mixer_state *st, ox_tensor *x,
+                            const int32_t *md, int64_t pos)
+{
+    if (ctx->status || !m || !st || !x)
+        return NULL;
+    const ox_nn_mixer_config *c = &m->cfg;
+    if (x->ndim != 3 || x->shape[1] != 1 || x->shape[2] != c->d_model || !ox_tensor_is_contiguous(x) ||
+        x->shape[0] != st->ring_k->shape[0] || (st->has_attn && st->has_lin && !md)) {
+        char b1[OX_SHAPE_BUF];
+        ox_ctx_fail(ctx, OX_ERR_SHAPE, "mixer step: input %s must be contiguous F32 [B = %lld, 1, %lld], with a mode "
+                    "per sequence for a two-core layer", ox_shape_str(x, b1), (long long)st->ring_k->shape[0],
+                    (long long)c->d_model);
+        return NULL;
+    }
+    const int64_t B = x->shape[0], H = c->n_heads, dv = c->d_v;
+    ox_tensor *k = conv_step(ctx, ox_nn_linear_step(ctx, x, m->k_proj), m->k_conv, c->conv_act, st->ring_k);
+    ox_tensor *v = conv_step(ctx, ox_nn_linear_step(ctx, x, m->v_proj), m->v_conv, c->conv_act, st->ring_v);
+    ox_tensor *g = ox_nn_linear_step(ctx, x, m->g_proj);
+    if (!k || !v || !g)
+        return NULL;
+    ox_tensor *o_attn = st->has_attn ? attn_step(ctx, m, st, x, k, v, md, pos) : NULL;
+    ox_tensor *o_lin = st->has_lin ? lin_step(ctx, m, st, x, k, v) : NULL;
+    ox_tensor *o = ox_tensor_empty(ctx, OX_F32, OX_DIMS(B, 1, H * dv));
+    if (ctx->status || !o)
+        return NULL;
+    for (int64_t b = 0; b < B; b++) {       /* per-sequence readout (MODELS 7.2) */
+        const ox_tensor *src = step_mode(st, md, b) == OX_NN_ATTN ? o_attn : o_lin;
+        memcpy(ox_tensor_f32(o) + b * H * dv, ox_tensor_f32(src) + b * H * dv, (size_t)(H * dv) * sizeof(float));
+    }
+    return mixer_out(ctx, m, ox_nn_linear_step, o, g);
 }

@@ -20,10 +20,19 @@
  *                              .n_layers = 4 };
  *   ox_nn_mixer_init(ctx, &params, &m, "layers.0.mixer", &cfg, &rng);
  *   ox_tensor *y = ox_nn_mixer_forward(ctx, &m, x, mode, NULL);   // mode: I32 [B, T]; NULL: no trace
+ *
+ * Decoding: a parallel form that also fills a decode state (prefill) and a one-token step form, both written
+ * with the same gate, query/key, skip and output code in mixer.c:
+ *   ox_nn_mixer_state st;
+ *   ox_nn_mixer_state_init(ctx, &st, &m, B, Tmax, 1);
+ *   ox_tensor *y = ox_nn_mixer_prefill(ctx, &m, x, mode, &st);   // x [B, T, D]
+ *   ox_tensor *y1 = ox_nn_mixer_step(ctx, &m, &st, x1, md, T);   // x1 [B, 1, D], md[b] per sequence
+ *   ox_nn_mixer_state_free(&st);
  */
 #ifndef OX_NN_MIXER_H
 #define OX_NN_MIXER_H
 
+#include "nn/attention.h"
 #include "nn/param.h"
 #include "nn/shortconv.h"
 #include "tensor/rng.h"
@@ -97,11 +106,53 @@ typedef struct ox_nn_mixer_trace {
  * a mode value other than 0/1. */
 ox_tensor *ox_nn_mixer_forward(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *mode,
                                ox_nn_mixer_trace *trace);
-/* The same, also handing back the linear core's final state S_T (*lin_state: F32 [B, H, dv, dk], arena; NULL
- * for a layer without a linear core) from the same chunked pass, from a zero state. The linear core then
- * runs even when no row reads its output (an all-ATTN map), since its state is wanted: what a decoder's
- * prefill needs to go on token by token, with each recurrence run once. */
-ox_tensor *ox_nn_mixer_forward_state(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *mode,
-                                     ox_nn_mixer_trace *trace, ox_tensor **lin_state);
+
+/* ---- decoding (MODELS 7.4) ------------------------------------------------------------------------------ */
+
+/* The decode state of one mixer for B sequences: what its step form carries from one token to the next. */
+typedef struct ox_nn_mixer_state {
+    ox_tensor *ring_k, *ring_v;     /* [B, 3, H*dk], [B, 3, H*dv]: last three pre-conv k, v rows (heap) */
+    ox_tensor *ring_q;              /* [B, 3, H*dk]: linear query pre-conv rows; NULL without a linear core */
+    ox_tensor *state;               /* [B, H, dv, dk]: GDN S or Mamba-2 h; NULL without a linear core */
+    ox_nn_kv_cache kv;              /* rotated keys and values; kv.k == NULL when absent or dropped */
+    int has_attn, has_lin;          /* the cores of the mixer */
+} ox_nn_mixer_state;
+
+/* Allocates the empty state (zero rings and linear state, empty cache) of mixer m for B >= 1 sequences: a
+ * KV cache of cap >= 1 positions when m has attention and kv != 0 (kv = 0: none; the step then serves only
+ * LIN tokens). Heap tensors owned by st (ox_nn_mixer_state_free). Memory: KV cache 4 B H cap (dk + dv + 1)
+ * bytes, linear state 4 B H dv dk bytes, rings 12 B H (2 dk + dv). On error st is left empty. */
+ox_status ox_nn_mixer_state_init(ox_ctx *ctx, ox_nn_mixer_state *st, const ox_nn_mixer *m, int64_t B, int64_t cap,
+                                 int kv);
+/* Frees the state (NULL-safe, idempotent). */
+void ox_nn_mixer_state_free(ox_nn_mixer_state *st);
+/* Back to the empty state; keeps the memory (a freed cache stays freed). */
+void ox_nn_mixer_state_reset(ox_nn_mixer_state *st);
+/* Heap bytes the state holds. */
+uint64_t ox_nn_mixer_state_bytes(const ox_nn_mixer_state *st);
+
+/* Prefill: ox_nn_mixer_forward on x [B, T, D] from st's empty state (st must be fresh or reset), also leaving
+ * st as T steps would: the rings hold the last three pre-conv rows of the trunk's own projections, the cache
+ * (if kept) the rotated keys the attention core used (rotated here only when no row ran attention) and the
+ * values, the linear state the final state of the same chunked pass (from zero; the linear core then runs
+ * even when no row reads its output, so each recurrence runs once). Errors: those of the forward, ATTN
+ * rows without a cache, more rows than it holds, a cache that is not empty (OX_ERR_STATE); after an error
+ * st is partial. */
+ox_tensor *ox_nn_mixer_prefill(ox_ctx *ctx, const ox_nn_mixer *m, ox_tensor *x, const ox_tensor *mode,
+                               ox_nn_mixer_state *st);
+
+/* Step: y [B, 1, D] for one token per sequence, x [B, 1, D] contiguous at position pos, advancing st, with
+ * the parallel form's math one row at a time (the same gate, query/key, skip and output code; projections
+ * by dot products, nn/linear_step.h; the recurrences' and attention's step forms):
+ *     k, v = act(conv step of x Wk^T, x Wv^T through the rings);  g = x Wg^T
+ *     attention (if any): append (RoPE(k, pos), v) to the cache when kept; for ATTN sequences
+ *                         o = softmax attention of RoPE(x Wq^T, pos) over the cache
+ *     linear core (if any): advance S with this token (GDN 5.2, Mamba-2 6.2); for LIN sequences o = its readout
+ *     y = GatedRMSNorm(o, g) Wo^T
+ * md[b] is sequence b's mode (OX_NN_LIN / OX_NN_ATTN; read only in a two-core mixer, may be NULL otherwise).
+ * The caller checks the modes, that ATTN finds a cache and that the cache has room (the decoder does, before
+ * any layer changes). Not recorded (run with gradients off); arena temporaries, no heap allocation. */
+ox_tensor *ox_nn_mixer_step(ox_ctx *ctx, const ox_nn_mixer *m, ox_nn_mixer_state *st, ox_tensor *x,
+                            const int32_t *md, int64_t pos);
 
 #endif

@@ -2,6 +2,7 @@
  * module (see swiglu.h). */
 #include "nn/swiglu.h"
 #include "autograd/ops.h"
+#include "nn/linear_step.h"
 #include "nn/util.h"
 
 #include <math.h>
@@ -98,6 +99,16 @@ ox_tensor *ox_nn_silu_mul(ox_ctx *ctx, ox_tensor *a, ox_tensor *b)
     return ctx->status ? NULL : u;
 }
 
+/* y = (silu(x Wgate^T) ⊙ (x Wup^T)) Wdown^T with the products by proj: the MLP's one definition, run by the
+ * parallel form (ox_nn_linear) and the step form (ox_nn_linear_step) */
+static ox_tensor *swiglu_by(ox_ctx *ctx, ox_nn_proj_fn proj, ox_tensor *x, ox_tensor *wgate, ox_tensor *wup,
+                            ox_tensor *wdown)
+{
+    ox_tensor *a = proj(ctx, x, wgate);
+    ox_tensor *b = proj(ctx, x, wup);
+    return proj(ctx, ox_nn_silu_mul(ctx, a, b), wdown);
+}
+
 ox_tensor *ox_nn_swiglu(ox_ctx *ctx, ox_tensor *x, ox_tensor *wgate, ox_tensor *wup, ox_tensor *wdown)
 {
     if (ctx->status || !x || !wgate || !wup || !wdown)
@@ -110,9 +121,7 @@ ox_tensor *ox_nn_swiglu(ox_ctx *ctx, ox_tensor *x, ox_tensor *wgate, ox_tensor *
                     ox_shape_str(wgate, b1), ox_shape_str(wup, b2), ox_shape_str(wdown, b3));
         return NULL;
     }
-    ox_tensor *a = ox_nn_linear(ctx, x, wgate);
-    ox_tensor *b = ox_nn_linear(ctx, x, wup);
-    return ox_nn_linear(ctx, ox_nn_silu_mul(ctx, a, b), wdown);
+    return swiglu_by(ctx, ox_nn_linear, x, wgate, wup, wdown);
 }
 
 ox_status ox_nn_swiglu_init(ox_ctx *ctx, ox_nn_params *ps, ox_nn_swiglu_t *m, const char *prefix, int64_t dim,
@@ -142,4 +151,11 @@ ox_status ox_nn_swiglu_init(ox_ctx *ctx, ox_nn_params *ps, ox_nn_swiglu_t *m, co
 ox_tensor *ox_nn_swiglu_forward(ox_ctx *ctx, const ox_nn_swiglu_t *m, ox_tensor *x)
 {
     return ox_nn_swiglu(ctx, x, m->gate.weight, m->up.weight, m->down.weight);
+}
+
+ox_tensor *ox_nn_swiglu_step(ox_ctx *ctx, const ox_nn_swiglu_t *m, ox_tensor *x)
+{
+    if (ctx->status || !m || !x)
+        return NULL;
+    return swiglu_by(ctx, ox_nn_linear_step, x, m->gate.weight, m->up.weight, m->down.weight);
 }

@@ -1,5 +1,6 @@
 /* swiglu.h - the SwiGLU MLP (MODELS.md 2): a fused silu(a) ⊙ b op, the MLP composed of three
- * ox_nn_linear GEMMs around it, and its module.
+ * ox_nn_linear GEMMs around it, its module, and the module's step form (the same math with the step's
+ * projections, nn/linear_step.h, for a decode step's few rows).
  *
  * Math (no biases):
  *     a = x Wgate^T (F),  b = x Wup^T (F),  u = silu(a) ⊙ b,  y = u Wdown^T (D)
@@ -38,5 +39,8 @@ typedef struct ox_nn_swiglu_t {
 ox_status ox_nn_swiglu_init(ox_ctx *ctx, ox_nn_params *ps, ox_nn_swiglu_t *m, const char *prefix, int64_t dim,
                             int64_t hidden, int n_layers, ox_rng *rng);
 ox_tensor *ox_nn_swiglu_forward(ox_ctx *ctx, const ox_nn_swiglu_t *m, ox_tensor *x);
+/* The step form: the same y for the few rows of a decode step (x [B, 1, D]), its three products by
+ * ox_nn_linear_step (dot products, not recorded); for use with gradients off. */
+ox_tensor *ox_nn_swiglu_step(ox_ctx *ctx, const ox_nn_swiglu_t *m, ox_tensor *x);
 
 #endif

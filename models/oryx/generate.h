@@ -2,7 +2,8 @@
  * optional KV cache, position) per layer, the one-token step with a mode per (layer, sequence), prefill,
  * KV-cache dropping, and token sampling (greedy, temperature, top-k) with a streaming generate loop.
  *
- * Step for one token per sequence, per layer l (both states advance at every token, whatever its mode):
+ * Step for one token per sequence, per layer l (nn/block.h ox_nn_block_step; both states advance at every
+ * token, whatever its mode):
  *     x = RMSNorm(h; norm1)
  *     kp, vp, g, q_lin pre-conv (and beta/alpha or dt): always;   k, v, q_lin: conv step through the rings
  *     if the layer keeps a KV cache: append (RoPE(k, pos), v)
@@ -23,8 +24,9 @@
  * step). Steps record nothing on the autograd tape.
  *
  * Prefill from the empty state runs the parallel forward (chunked linear mixers, blocked attention) on the
- * prompt with its map and leaves the state a step would: the last three pre-conv rows of k, v and the linear
- * query, the rotated keys and values, the final chunked linear state. A prefill that continues a sequence
+ * prompt with its map and leaves the state a step would (model.h ox_oryx_forward_prefill): the last three
+ * pre-conv rows of k, v and the linear query, the rotated keys and values attention used, the final linear
+ * state of the one chunked pass per layer. A prefill that continues a sequence
  * (pos > 0) steps token by token. Either way, step decoding after it reproduces the parallel forward on the
  * concatenated sequence.
  *
@@ -48,13 +50,9 @@
  * memory; ATTN in such a layer is then an error). A layer of kind ATTN always gets its cache. */
 #define OX_ORYX_DECODE_NO_KV 1u
 
-typedef struct ox_oryx_decoder_layer {
-    ox_tensor *ring_k, *ring_v;     /* [B, 3, H*dk], [B, 3, H*dv]: last three pre-conv k, v rows (heap) */
-    ox_tensor *ring_q;              /* [B, 3, H*dk]: linear query pre-conv rows; NULL without a linear core */
-    ox_tensor *state;               /* [B, H, dv, dk]: GDN S or Mamba-2 h; NULL without a linear core */
-    ox_nn_kv_cache kv;              /* rotated keys and values; kv.k == NULL when absent or dropped */
-    int has_attn, has_lin;          /* the cores this layer holds */
-} ox_oryx_decoder_layer;
+/* One layer's decode state: its mixer's (nn/mixer.h: rings ring_k, ring_v, ring_q, linear state, KV cache kv,
+ * has_attn, has_lin). */
+typedef ox_nn_mixer_state ox_oryx_decoder_layer;
 
 typedef struct ox_oryx_decoder {
     const ox_oryx_model *model;     /* borrowed */

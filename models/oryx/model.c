@@ -4,6 +4,7 @@
 
 #include "autograd/ops.h"
 #include "nn/cross_entropy.h"
+#include "nn/linear_step.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -36,20 +37,13 @@ ox_status ox_oryx_model_init(ox_ctx *ctx, ox_oryx_model *m, const ox_oryx_config
     const ox_oryx_config *c = &m->cfg;
     ox_nn_embedding_init(ctx, &m->params, &m->embed, "embed", c->vocab, c->d_model, 0.02, rng);
     for (int64_t l = 0; l < c->n_layers && !ctx->status; l++) {
-        ox_oryx_layer *L = &m->layers[l];
-        char prefix[64];
-        snprintf(prefix, sizeof prefix, "layers.%lld.norm1", (long long)l);
-        ox_nn_rmsnorm_init(ctx, &m->params, &L->norm1, prefix, c->d_model);
         ox_nn_mixer_config mc = {
             .d_model = c->d_model, .n_heads = c->n_heads, .d_k = c->d_k, .d_v = c->d_v,
             .cores = ox_oryx_layer_cores(c, l), .conv_act = c->conv_act, .n_layers = (int)c->n_layers,
         };
-        snprintf(prefix, sizeof prefix, "layers.%lld.mixer", (long long)l);
-        ox_nn_mixer_init(ctx, &m->params, &L->mixer, prefix, &mc, rng);
-        snprintf(prefix, sizeof prefix, "layers.%lld.norm2", (long long)l);
-        ox_nn_rmsnorm_init(ctx, &m->params, &L->norm2, prefix, c->d_model);
-        snprintf(prefix, sizeof prefix, "layers.%lld.mlp", (long long)l);
-        ox_nn_swiglu_init(ctx, &m->params, &L->mlp, prefix, c->d_model, c->mlp_hidden, (int)c->n_layers, rng);
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "layers.%lld", (long long)l);
+        ox_nn_block_init(ctx, &m->params, &m->layers[l], prefix, &mc, c->mlp_hidden, rng);
     }
     ox_nn_rmsnorm_init(ctx, &m->params, &m->norm_f, "norm_f", c->d_model);
     if (c->logit_bias_scale > 0 && !ctx->status)      /* zero-filled, no weight decay (a bias) */
@@ -101,17 +95,27 @@ static int check_mode(ox_ctx *ctx, const ox_oryx_model *m, const ox_tensor *toke
     return 0;
 }
 
-ox_tensor *ox_oryx_head(ox_ctx *ctx, const ox_oryx_model *m, ox_tensor *h)
+/* the head with E^T by proj (ox_nn_linear or its step form) */
+static ox_tensor *head_by(ox_ctx *ctx, const ox_oryx_model *m, ox_nn_proj_fn proj, ox_tensor *h)
 {
     if (ctx->status || !m || !h)
         return NULL;
-    ox_tensor *z = ox_nn_embedding_logits(ctx, &m->embed, ox_nn_rmsnorm_forward(ctx, &m->norm_f, h));
+    ox_tensor *z = proj(ctx, ox_nn_rmsnorm_forward(ctx, &m->norm_f, h), m->embed.weight);     /* tied head */
     if (m->logit_bias)
         z = ox_ag_add(ctx, z, ox_ag_scale(ctx, m->logit_bias, m->cfg.logit_bias_scale));
     return z;
 }
 
-ox_tensor *ox_oryx_forward(ox_ctx *ctx, const ox_oryx_model *m, const ox_tensor *tokens, const ox_tensor *mode)
+ox_tensor *ox_oryx_head(ox_ctx *ctx, const ox_oryx_model *m, ox_tensor *h) { return head_by(ctx, m, ox_nn_linear, h); }
+
+ox_tensor *ox_oryx_head_step(ox_ctx *ctx, const ox_oryx_model *m, ox_tensor *h)
+{
+    return head_by(ctx, m, ox_nn_linear_step, h);
+}
+
+/* the forward; with states, also the prefill (see model.h) */
+static ox_tensor *forward(ox_ctx *ctx, const ox_oryx_model *m, const ox_tensor *tokens, const ox_tensor *mode,
+                          ox_nn_mixer_state *states)
 {
     if (ctx->status || !m || !tokens)
         return NULL;
@@ -132,16 +136,28 @@ ox_tensor *ox_oryx_forward(ox_ctx *ctx, const ox_oryx_model *m, const ox_tensor 
     const ox_oryx_config *c = &m->cfg;
     ox_tensor *h = ox_nn_embedding_forward(ctx, &m->embed, tokens);               /* [B, T, D] */
     for (int64_t l = 0; l < c->n_layers && h; l++) {
-        const ox_oryx_layer *L = &m->layers[l];
         const ox_tensor *ml = NULL;
         if (c->kinds[l] == OX_ORYX_KIND_ORYX)
             ml = mode->ndim == 3 ? ox_tensor_view_select(ctx, mode, 0, l) : mode;
-        ox_tensor *y = ox_nn_mixer_forward(ctx, &L->mixer, ox_nn_rmsnorm_forward(ctx, &L->norm1, h), ml, NULL);
-        h = ox_ag_add(ctx, h, y);
-        h = ox_ag_add(ctx, h, ox_nn_swiglu_forward(ctx, &L->mlp, ox_nn_rmsnorm_forward(ctx, &L->norm2, h)));
+        h = ox_nn_block_forward(ctx, &m->layers[l], h, ml, states ? &states[l] : NULL);
     }
     ox_tensor *logits = ox_oryx_head(ctx, m, h);
     return ctx->status ? NULL : logits;
+}
+
+ox_tensor *ox_oryx_forward(ox_ctx *ctx, const ox_oryx_model *m, const ox_tensor *tokens, const ox_tensor *mode)
+{
+    return forward(ctx, m, tokens, mode, NULL);
+}
+
+ox_tensor *ox_oryx_forward_prefill(ox_ctx *ctx, const ox_oryx_model *m, const ox_tensor *tokens,
+                                   const ox_tensor *mode, ox_nn_mixer_state *states)
+{
+    if (!states && !ctx->status) {
+        ox_ctx_fail(ctx, OX_ERR_ARG, "oryx forward prefill: states is NULL");
+        return NULL;
+    }
+    return forward(ctx, m, tokens, mode, states);
 }
 
 ox_tensor *ox_oryx_loss_targets(ox_ctx *ctx, const ox_oryx_model *m, const ox_tensor *inputs,

@@ -3,8 +3,8 @@
  * only the cores its kind can run.
  *
  *   h = E[tokens]                                           E = embed.weight [V, D]
- *   for l in 0..L-1:  h += Mixer_l(RMSNorm(h; norm1), m[l])     (nn/mixer.h; m: 1 = ATTN, 0 = LIN)
- *                     h += SwiGLU_l(RMSNorm(h; norm2))
+ *   for l in 0..L-1:  h += Mixer_l(RMSNorm(h; norm1), m[l])     (nn/block.h, the pre-norm layer;
+ *                     h += SwiGLU_l(RMSNorm(h; norm2))           nn/mixer.h; m: 1 = ATTN, 0 = LIN)
  *   logits = RMSNorm(h; norm_f) E^T                         (tied head)
  *          (+ s * b when cfg.logit_bias_scale = s > 0:      b = lm_head.bias [V], zero at init)
  *
@@ -38,17 +38,12 @@
 #define OX_ORYX_MODEL_H
 
 #include "models/oryx/config.h"
+#include "nn/block.h"
 #include "nn/embedding.h"
-#include "nn/mixer.h"
-#include "nn/rmsnorm.h"
-#include "nn/swiglu.h"
 
-/* One pre-norm block. The tensors are borrowed from the model's parameter list. */
-typedef struct ox_oryx_layer {
-    ox_nn_rmsnorm_t norm1, norm2;   /* layers.{i}.norm1.weight, norm2.weight [D] */
-    ox_nn_mixer mixer;              /* layers.{i}.mixer.*: trunk + the cores of this layer's kind */
-    ox_nn_swiglu_t mlp;             /* layers.{i}.mlp.{gate,up,down}_proj.weight */
-} ox_oryx_layer;
+/* One pre-norm block (nn/block.h) under "layers.{i}": norm1, the mixer with the cores of this layer's kind,
+ * norm2, the SwiGLU MLP. The tensors are borrowed from the model's parameter list. */
+typedef ox_nn_block ox_oryx_layer;
 
 typedef struct ox_oryx_model {
     ox_oryx_config cfg;
@@ -76,9 +71,18 @@ void ox_oryx_model_free(ox_oryx_model *m);
  * needs one. */
 ox_tensor *ox_oryx_forward(ox_ctx *ctx, const ox_oryx_model *m, const ox_tensor *tokens, const ox_tensor *mode);
 
+/* ox_oryx_forward that also starts decoding (the decoder's prefill, generate.h): layer l's parallel pass
+ * fills states[l], the empty decode state of layer l's mixer (nn/block.h, nn/mixer.h ox_nn_mixer_prefill).
+ * Errors: those of the forward and of the prefill (ATTN rows without a cache, a cache too small). */
+ox_tensor *ox_oryx_forward_prefill(ox_ctx *ctx, const ox_oryx_model *m, const ox_tensor *tokens,
+                                   const ox_tensor *mode, ox_nn_mixer_state *states);
+
 /* The head of MODELS 2: logits [..., V] = RMSNorm(h; norm_f) E^T (+ s * lm_head.bias with the logit bias)
- * for final hidden states h [..., D]. Used by ox_oryx_forward and the decoders (generate.h). */
+ * for final hidden states h [..., D]. Used by ox_oryx_forward and the prefill. */
 ox_tensor *ox_oryx_head(ox_ctx *ctx, const ox_oryx_model *m, ox_tensor *h);
+/* Its step form for a decode step's rows h [B, 1, D] (the same code, E^T by dot products,
+ * nn/linear_step.h; not recorded). */
+ox_tensor *ox_oryx_head_step(ox_ctx *ctx, const ox_oryx_model *m, ox_tensor *h);
 
 /* Mean next-token cross entropy over inputs [B, T] and targets [B, T] (I32; targets equal to ignore_index
  * are skipped, as MQAR needs): (1 / count) sum_{b,t} logsumexp(z_bt) - z_bt[y_bt]. Returns a 0-d arena
