@@ -51,19 +51,23 @@ void ox_ctx_reset(ox_ctx *ctx);
 /* The one thread-count knob: OpenMP loops and BLIS calls of this context use at most n threads
  * (n <= 0 means all available cores).
  *
- * The default is all cores, because on a quiet machine that is fastest (bench_train: the 2-thread step
- * about 1.7-1.9x the 1-thread step on 2 cores). It stays usable when other processes share the cores,
- * which a laptop or a CI runner often does, by three rules the library keeps:
+ * The default is all cores, because on a quiet machine that is fastest (bench_train --neighbour, oryx-gdn,
+ * 2 cores: the 2-thread step 1.65x the speed of the 1-thread step). It stays usable when other processes
+ * share the cores, which a laptop or a CI runner often does, by three rules the library keeps:
  *   - no barrier that spins without bound: BLIS always runs single-threaded on blocks of a product that
  *     the library hands out itself (tensor/gemm.h), instead of BLIS's own threads, whose barriers spin;
  *   - work is handed out in pieces (dynamic or guided OpenMP schedules, tensor/iter.h): a thread the OS
  *     has not scheduled takes fewer pieces instead of making the others wait for its fixed half;
- *   - idle OpenMP threads spin only briefly before sleeping: libgomp spins about 300,000 rounds (a few
- *     milliseconds) by default, holding a core that the running threads need. libgomp reads its setting
- *     once at start-up, so a program bounds it by calling ox_omp_bound_spin(argv) first thing in main;
- *     bin/oryx, the examples that train and bench_train do.
- * Measured with bench_train --neighbour (one busy process on one of the 2 cores, same minute): oryx-gdn
- * at 2 threads went from 0.05-0.3x the speed of 1 thread before these rules to about 1x after. */
+ *   - idle OpenMP threads spin only briefly before sleeping: libgomp spins 300,000 rounds (milliseconds)
+ *     by default, holding a core that the running threads need. libgomp reads its setting once at
+ *     start-up, so a program bounds it by calling ox_omp_bound_spin(argv) first thing in main; bin/oryx,
+ *     the examples that train and bench_train do.
+ * Measured with bench_train --neighbour (one busy process on one of the 2 cores; 3 alternating rounds,
+ * medians): before these rules the 2-thread step took 3-20x as long as the 1-thread step beside a busy
+ * process; with them it runs at 0.91x the 1-thread speed. The spin bound is a trade: at GOMP_SPINCOUNT 1000
+ * a quiet machine gives 1.65x and a shared one 0.91x; at 30,000, 1.87x and 0.66x. This library picks the
+ * shared case (a 2-thread run must never be much slower than a 1-thread one); set GOMP_SPINCOUNT yourself
+ * on a machine you know to be quiet. */
 void ox_ctx_set_threads(ox_ctx *ctx, int n);
 int ox_ctx_threads(const ox_ctx *ctx);
 /* The number of cores this process may run on (its CPU affinity). */

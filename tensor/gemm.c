@@ -3,6 +3,7 @@
 #include "tensor/profile.h"
 
 #include <blis.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -76,13 +77,17 @@ static void sgemm_one(int64_t m, int64_t n, int64_t k, float alpha, const float 
 
 int ox_sgemm_blocks(int64_t m, int64_t n, int64_t k)
 {
-    /* From the shape alone, never from the thread count: BLIS picks its kernels (packed or "sup", and their
-     * summation order) from the shape of each call, so the same blocks at any thread count keep results
-     * bit-identical. Each block packs the whole operand along the other axis again; when k is the longest
-     * axis (dW = dy^T x) that copy is as large as a block's work, so those products get 2 blocks, others 4. */
+    /* From the shape and the machine, never from the thread count: BLIS picks its kernels (packed or "sup", and
+     * their summation order) from the shape of each call, so the same blocks at any thread count keep results
+     * bit-identical. One block per core: each block packs the whole operand along the other axis again, and
+     * more blocks than cores cost that copy without helping (bench_train, 2 cores: 4 blocks per product ran
+     * the step's large products about 15% slower than 2, and no faster with a busy process beside them). */
     if (2.0 * (double)m * (double)n * (double)k < OX_SGEMM_PARALLEL_FLOPS)
         return 1;
-    return k > m && k > n ? 2 : 4;
+    int64_t longest = m >= n ? m : n, nb = omp_get_num_procs();
+    if (nb > longest / 64)
+        nb = longest / 64;       /* blocks of at least 64 rows (columns) */
+    return nb > 1 ? (int)nb : 1;
 }
 
 void ox_sgemm(int n_threads, int64_t m, int64_t n, int64_t k, float alpha,
@@ -129,7 +134,7 @@ void ox_strsm_unit_lower(int n_threads, int transpose_l, int64_t m, int64_t n,
     double t0 = prof ? ox_profile_now() : 0;
     /* the columns of B are independent right-hand sides: blocks of columns, one BLIS call each, as in ox_sgemm */
     int nt = ox_sgemm_threads(n_threads, m, n, m);
-    int64_t nb = (double)m * (double)m * (double)n < OX_SGEMM_PARALLEL_FLOPS ? 1 : 4;   /* shape only, as above */
+    int64_t nb = ox_sgemm_blocks(m, n, m);   /* shape and machine only, as in ox_sgemm */
     int64_t blk = ((n + nb - 1) / nb + 15) / 16 * 16;
     nb = (n + blk - 1) / blk;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1 && nb > 1)

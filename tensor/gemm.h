@@ -48,9 +48,9 @@ int ox_sgemm_threads(int n_threads, int64_t m, int64_t n, int64_t k);
 /* Products below this many FLOPs run as one BLIS call on one thread: waking a second thread costs more. */
 #define OX_SGEMM_PARALLEL_FLOPS 1.5e6
 
-/* Blocks ox_sgemm cuts an m x n x k product into, from its shape alone (so results are bit-identical at any
- * thread count): 1 below OX_SGEMM_PARALLEL_FLOPS, else 2 when k is the longest axis (each block packs the
- * whole other operand again, which for dW = dy^T x costs as much as its share of the work), else 4. */
+/* Blocks ox_sgemm cuts an m x n x k product into, from its shape and the machine's core count alone (never
+ * the thread count, so results are bit-identical at any thread count): 1 below OX_SGEMM_PARALLEL_FLOPS, else
+ * one per core, each at least 64 rows (columns) long. */
 int ox_sgemm_blocks(int64_t m, int64_t n, int64_t k);
 
 /* Unit lower triangular solve, in place, from the left: B := inv(op(L)) B, where L [m, m] is read
