@@ -23,11 +23,13 @@
  *      seed and scores the same windows the same way, so the two held-out losses agree (bit for bit on
  *      one machine with the same thread count); a difference means the wiring here is not the preset's.
  *
- * Run it from the repository root (about 2 minutes on one core, 10 s with --quick):
+ * Run it from the repository root (2 minutes on one core, 4 with --compare; --quick: 4 s, 8 s with --compare):
  *     make && build/examples/07_layer_hybrid        [--quick] [--threads N] [--compare bin/oryx]
  * --quick trains a smaller model for fewer steps (what the test suite runs); --threads sets the thread count
  * (default 1); --compare ORYX runs the program ORYX (bin/oryx) with the same budget in a temporary folder
  * and prints its held-out loss next to ours. Without --compare the command is printed for you to run.
+ * Measured: held-out 1.6479 nats/byte here and through bin/oryx (--quick: 2.4699 both); a uniform guess
+ * scores ln 256 = 5.55 and the byte frequencies alone ~3.3.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -181,7 +183,8 @@ static double held_out_loss(ox_ctx *ctx, const struct hybrid *m, const struct te
 /* ---- 5. The same budget through bin/oryx -------------------------------------------------------------- */
 
 /* The `oryx train` command line with this budget (out: its checkpoint name). */
-static void oryx_command(char *cmd, size_t n, const char *oryx, const struct budget *b, int threads, const char *out)
+static void oryx_command(char *cmd, size_t n, const char *oryx, const struct budget *b, int threads,
+                         const char *out)
 {
     snprintf(cmd, n,
              "'%s' train --preset hybrid-gdn --layers %d --d-model %lld --heads %lld --d-k %lld --d-v %lld "
