@@ -1,7 +1,8 @@
 /* lanes.h - row kernels with several independent accumulators, combined in a fixed order.
  *
  * Internal to the library (autograd's reductions and softmax; lanes_dot is the library's one dot-product
- * kernel, used also by nn/attention.c, nn/chunk.c and models/oryx/generate.c): not installed, not public API. Summing a row with one
+ * kernel, used also by nn/attention.c, nn/attention_cache.c, nn/chunk.c and nn/linear_step.c, the
+ * projections of the decoding step): not installed, not public API. Summing a row with one
  * accumulator is bound by the latency of one add per element and cannot be vectorised without
  * reordering. These kernels keep OX_LANES = 16 partial results (two AVX2 registers): element i goes to
  * lane i % 16 for the whole 16-aligned body of the row, the tail goes to lanes 0, 1, ..., and the lanes

@@ -2,9 +2,10 @@
  * must be a causal softmax at the rows attention computes (each such row sums to 1, nothing above the
  * diagonal), all zero at LIN rows, and P V must reproduce that head's attention output as the model's own
  * mixer computes it (the trace's o at ATTN rows, from the blocked flash kernel). The layer input is built
- * here from the public modules (embedding, RMSNorm, mixer, SwiGLU), so a P from the wrong q or k, the wrong
- * layer input, or the wrong head fails the P V check. Weights are random of order one so the softmax rows
- * are far from uniform. */
+ * here from the public modules (embedding, the layer's block nn/block.h with this test's own choice of mode
+ * map per layer, then RMSNorm and the traced mixer), so a P from the wrong q or k, the wrong layer input
+ * (a layer skipped or given the wrong map), or the wrong head fails the P V check. Weights are random of
+ * order one so the softmax rows are far from uniform. */
 #include "test_util.h"
 
 #include "models/oryx/inspect.h"
@@ -47,12 +48,8 @@ static void check_probs(ox_ctx *ctx, const ox_oryx_model *m, const ox_tensor *to
     /* the layer's own computation, from the public modules */
     int prev = ox_ag_set_grad_enabled(ctx, 0);
     ox_tensor *h = ox_nn_embedding_forward(ctx, &m->embed, tokens);
-    for (int64_t l = 0; l < layer; l++) {
-        const ox_oryx_layer *L = &m->layers[l];
-        const ox_tensor *ml = m->cfg.kinds[l] == OX_ORYX_KIND_ORYX ? map : NULL;
-        h = ox_ag_add(ctx, h, ox_nn_mixer_forward(ctx, &L->mixer, ox_nn_rmsnorm_forward(ctx, &L->norm1, h), ml, NULL));
-        h = ox_ag_add(ctx, h, ox_nn_swiglu_forward(ctx, &L->mlp, ox_nn_rmsnorm_forward(ctx, &L->norm2, h)));
-    }
+    for (int64_t l = 0; l < layer; l++)
+        h = ox_nn_block_forward(ctx, &m->layers[l], h, m->cfg.kinds[l] == OX_ORYX_KIND_ORYX ? map : NULL, NULL);
     ox_nn_mixer_trace tr;
     const ox_tensor *ml = m->cfg.kinds[layer] == OX_ORYX_KIND_ORYX ? map : NULL;
     cr_assert_not_null(ox_nn_mixer_forward(ctx, &m->layers[layer].mixer,

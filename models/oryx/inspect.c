@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "autograd/ops.h"
+#include "autograd/tape.h"
 
 /* The mode map of layer l as I32 [1, T] (a view), or NULL when the layer ignores the map. */
 static const ox_tensor *layer_map(ox_ctx *ctx, const ox_oryx_model *m, const ox_tensor *mode, int64_t T,
@@ -117,17 +117,11 @@ ox_tensor *ox_oryx_attention_probs(ox_ctx *ctx, const ox_oryx_model *m, const ox
     int64_t T = tokens->shape[tokens->ndim - 1];
     int prev = ox_ag_set_grad_enabled(ctx, 0);
     const ox_tensor *tok = tokens->ndim == 1 ? ox_tensor_view_reshape(ctx, tokens, OX_DIMS(1, T)) : tokens;
-    /* the layers before `layer`, exactly as ox_oryx_forward runs them */
+    /* the layers before `layer`, exactly as ox_oryx_forward runs them (the block of nn/block.h) */
     ox_tensor *h = ox_nn_embedding_forward(ctx, &m->embed, tok);
-    for (int64_t l = 0; l < layer && h; l++) {
-        const ox_oryx_layer *L = &m->layers[l];
-        ox_tensor *y = ox_nn_mixer_forward(ctx, &L->mixer, ox_nn_rmsnorm_forward(ctx, &L->norm1, h),
-                                           layer_map(ctx, m, mode, T, l), NULL);
-        h = ox_ag_add(ctx, h, y);
-        h = ox_ag_add(ctx, h, ox_nn_swiglu_forward(ctx, &m->layers[l].mlp,
-                                                   ox_nn_rmsnorm_forward(ctx, &L->norm2, h)));
-    }
-    /* layer `layer`: its mixer's own q and k */
+    for (int64_t l = 0; l < layer && h; l++)
+        h = ox_nn_block_forward(ctx, &m->layers[l], h, layer_map(ctx, m, mode, T, l), NULL);
+    /* layer `layer`: the block's first half, RMSNorm then the mixer, traced for its own q and k */
     const ox_oryx_layer *L = &m->layers[layer];
     const ox_tensor *map = layer_map(ctx, m, mode, T, layer);
     ox_nn_mixer_trace tr;
