@@ -24,7 +24,6 @@
  *       with err = max|ours - golden| / max|golden| per tensor. Exit 0 iff logits, loss <= 5e-6 and
  *       grads <= 1e-5 (about 10x the float32-vs-float64 error that nanoGPT itself has on these inputs).
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +43,8 @@
 #include "tensor/rng.h"
 #include "tensor/safetensors.h"
 #include "tensor/ctx.h"
+#include "tensor/alloc.h"
+#include "tensor/io.h"
 
 static void die(ox_ctx *ctx, const char *what)
 {
@@ -271,23 +272,16 @@ struct text {
     unsigned char byte_of[256];
 };
 
-static void text_load(struct text *tx, const char *path)
+static void text_load(ox_ctx *ctx, struct text *tx, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "06_gpt: cannot open %s: %s (run the program from the repository root)\n", path,
-                strerror(errno));
+    uint8_t *data;
+    int64_t len;
+    if (ox_io_read_file(ctx, path, "text", 0, &data, &len) || len < 100000) {
+        fprintf(stderr, "06_gpt: %s\n", ctx->status ? ox_ctx_message(ctx) : "the text is shorter than 100000 bytes");
         exit(1);
     }
-    fseek(f, 0, SEEK_END);
-    tx->len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    tx->bytes = malloc(tx->len > 0 ? (size_t)tx->len : 1);
-    if (!tx->bytes || fread(tx->bytes, 1, (size_t)tx->len, f) != (size_t)tx->len || tx->len < 100000) {
-        fprintf(stderr, "06_gpt: cannot read %s (or it is shorter than 100000 bytes)\n", path);
-        exit(1);
-    }
-    fclose(f);
+    tx->bytes = data;
+    tx->len = (long)len;
     int seen[256] = { 0 };
     for (long i = 0; i < tx->len; i++)
         seen[tx->bytes[i]] = 1;
@@ -371,7 +365,7 @@ static void sample(ox_ctx *ctx, const struct gpt *m, const struct text *tx, cons
 static int train(ox_ctx *ctx, int quick)
 {
     struct text tx;
-    text_load(&tx, DATA_PATH);
+    text_load(ctx, &tx, DATA_PATH);
     /* A small GPT: 3 blocks of width 96 with 4 heads over 64 characters (0.35M parameters); --quick: 2 blocks
      * of width 64 (0.1M), fewer and smaller batches. */
     const struct gpt_config cfg = quick ? (struct gpt_config){ 2, 4, 64, 64, tx.vocab, 1 }
@@ -422,7 +416,7 @@ static int train(ox_ctx *ctx, int quick)
     sample(ctx, &m, &tx, "ROMEO:\n", quick ? 80 : 300);
     ox_optim_adamw_free(opt);
     gpt_free(&m);
-    free(tx.bytes);
+    ox_free(tx.bytes);
     return 0;
 }
 

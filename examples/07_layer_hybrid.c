@@ -50,6 +50,8 @@
 #include "optim/schedule.h"
 #include "tensor/ctx.h"
 #include "tensor/rng.h"
+#include "tensor/alloc.h"
+#include "tensor/io.h"
 
 enum { V = 256, L = 4, EVAL_ROWS = 8 };
 
@@ -73,23 +75,16 @@ struct text {
     int64_t n, n_train;         /* the first n_train bytes train, the rest (n / 10) is held out */
 };
 
-static void text_load(struct text *tx, const char *path)
+static void text_load(ox_ctx *ctx, struct text *tx, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "07_layer_hybrid: cannot open %s: %s (run the program from the repository root)\n", path,
-                strerror(errno));
+    uint8_t *data;
+    int64_t len;
+    if (ox_io_read_file(ctx, path, "text", 0, &data, &len) || len < 100000) {
+        fprintf(stderr, "07_layer_hybrid: %s\n",
+                ctx->status ? ox_ctx_message(ctx) : "the text is shorter than 100000 bytes");
         exit(1);
     }
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    tx->bytes = malloc(len > 0 ? (size_t)len : 1);
-    if (!tx->bytes || len < 100000 || fread(tx->bytes, 1, (size_t)len, f) != (size_t)len) {
-        fprintf(stderr, "07_layer_hybrid: cannot read %s (or it is shorter than 100000 bytes)\n", path);
-        exit(1);
-    }
-    fclose(f);
+    tx->bytes = data;
     tx->n = len;
     tx->n_train = len - len / 10;
 }
@@ -279,7 +274,7 @@ int main(int argc, char **argv)
 
     /* ---- 1. data ---- */
     struct text tx;
-    text_load(&tx, "data/tinyshakespeare.txt");
+    text_load(ctx, &tx, "data/tinyshakespeare.txt");
 
     /* ---- 2. the model: GDN, GDN, GDN, attention ---- */
     ox_rng init_rng = ox_rng_seed(b.seed), data_rng = ox_rng_seed(b.seed);
@@ -335,7 +330,7 @@ int main(int argc, char **argv)
     ox_tensor_free(rows);
     ox_optim_adamw_free(opt);
     ox_nn_params_free(&m.ps);
-    free(tx.bytes);
+    ox_free(tx.bytes);
     ox_ctx_free(ctx);
     return 0;
 }

@@ -75,6 +75,14 @@ static void sgemm_one(int64_t m, int64_t n, int64_t k, float alpha, const float 
                  c, (inc_t)rsc, (inc_t)csc, NULL, &rntm);
 }
 
+/* Length of each of about nb blocks covering dim, a multiple of tile; *nb becomes the actual block count. */
+static int64_t block_len(int64_t dim, int64_t *nb, int64_t tile)
+{
+    int64_t blk = ((dim + *nb - 1) / *nb + tile - 1) / tile * tile;
+    *nb = (dim + blk - 1) / blk;
+    return blk;
+}
+
 int ox_sgemm_blocks(int64_t m, int64_t n, int64_t k)
 {
     /* From the shape and the machine, never from the thread count: BLIS picks its kernels (packed or "sup", and
@@ -108,8 +116,7 @@ void ox_sgemm(int n_threads, int64_t m, int64_t n, int64_t k, float alpha,
         const int by_rows = m >= n;
         const int64_t dim = by_rows ? m : n, tile = by_rows ? 24 : 16;
         int nt = ox_sgemm_threads(n_threads, m, n, k);
-        int64_t blk = ((dim + nb - 1) / nb + tile - 1) / tile * tile;
-        nb = (dim + blk - 1) / blk;
+        int64_t blk = block_len(dim, &nb, tile);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
         for (int64_t i = 0; i < nb; i++) {
             int64_t lo = i * blk, len = dim - lo < blk ? dim - lo : blk;
@@ -135,8 +142,7 @@ void ox_strsm_unit_lower(int n_threads, int transpose_l, int64_t m, int64_t n,
     /* the columns of B are independent right-hand sides: blocks of columns, one BLIS call each, as in ox_sgemm */
     int nt = ox_sgemm_threads(n_threads, m, n, m);
     int64_t nb = ox_sgemm_blocks(m, n, m);   /* shape and machine only, as in ox_sgemm */
-    int64_t blk = ((n + nb - 1) / nb + 15) / 16 * 16;
-    nb = (n + blk - 1) / blk;
+    int64_t blk = block_len(n, &nb, 16);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1 && nb > 1)
     for (int64_t i = 0; i < nb; i++) {
         int64_t lo = i * blk, len = n - lo < blk ? n - lo : blk, rs = rsb, cs = csb;
